@@ -1,0 +1,32 @@
+"""One frozen configuration passed into :func:`pneumolens.pipeline.analyze`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Method = Literal["density", "model"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Analysis settings, read once at the edge (CLI, service) and passed down.
+
+    Attributes
+    ----------
+    method
+        Lesion method: ``"density"`` (HU bands) or ``"model"`` (shipped ONNX model).
+    lesion_weights
+        Optional path to other ONNX lesion weights (``--weights``).
+    threads
+        Threads for numeric work and onnxruntime (0 = library default).
+    """
+
+    method: Method = "density"
+    lesion_weights: Path | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("density", "model"):
+            raise ValueError(f"Config.method must be 'density' or 'model', got {self.method!r}")

@@ -1,0 +1,5 @@
+"""Reading CT: series discovery and selection, DICOM/NIfTI/NRRD/MHA, orientation."""
+
+from pneumolens.io.scan import CTScan, ScanInfo, SkippedItem
+
+__all__ = ["CTScan", "ScanInfo", "SkippedItem"]
