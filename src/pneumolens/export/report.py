@@ -1,0 +1,65 @@
+"""Self-contained HTML report: tables and key images (PNG embedded as base64)."""
+
+from __future__ import annotations
+
+import base64
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pneumolens.export.figures import key_slice_indices, render_profile, render_view
+from pneumolens.findings import HU_BANDS
+
+if TYPE_CHECKING:
+    from pneumolens.pipeline import Analysis
+
+
+def _fmt(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def key_images(analysis: Analysis) -> list[dict[str, str]]:
+    """Axial key slices, a coronal view through the most affected plane and the z profile."""
+    volume, lungs, labels = analysis.scan.volume, analysis.lungs.union, analysis.lesions.labels
+    sz, sy, sx = analysis.scan.spacing
+    z_mm = np.array([s.z_mm for s in analysis.findings.slices])
+    images = []
+    for k in key_slice_indices(labels, lungs):
+        png = render_view(volume[k], labels[k], lungs[k], pixel_aspect=sy / sx,
+                          title=f"axial z = {z_mm[k]:.1f} mm")
+        images.append({"png": png, "caption": f"axial slice {k + 1}/{volume.shape[0]}, z = {z_mm[k]:.1f} mm"})
+    lesion_by_y = (labels > 0).sum(axis=(0, 2))
+    j = int(np.argmax(lesion_by_y)) if lesion_by_y.any() else int(np.argmax(lungs.sum(axis=(0, 2))))
+    images.append({
+        "png": render_view(volume[:, j, :], labels[:, j, :], lungs[:, j, :], pixel_aspect=sz / sx,
+                           title="coronal", flip_vertical=True),
+        "caption": f"coronal plane {j + 1}/{volume.shape[1]}",
+    })
+    slices = analysis.findings.slices
+    voxel_ml = analysis.scan.voxel_volume_ml
+    images.append({
+        "png": render_profile(z_mm, np.array([s.lung_voxels for s in slices]) * voxel_ml,
+                              np.array([s.lesion_ml for s in slices])),
+        "caption": "lung and lesion volume per slice",
+    })
+    return [{"png": base64.b64encode(i["png"]).decode("ascii"), "caption": i["caption"]} for i in images]
+
+
+def write_report(analysis: Analysis, data: dict[str, Any], path: str | Path) -> Path:
+    """Render the HTML report for ``analysis`` whose JSON dictionary is ``data``."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pneumolens.export", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+    )
+    html = env.get_template("report.html").render(
+        d=data, images=key_images(analysis), bands=[b[0] for b in HU_BANDS], fmt=_fmt
+    )
+    path = Path(path)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,140 @@
+"""Input normalisation shared by lesion-model training and inference.
+
+One recipe for every source so the network sees the same intensity distribution whether the
+slice came from a HU volume, a windowed JPG or a CLAHE-processed PNG:
+
+1. HU volumes are windowed to the lung window ``[-1350, 150]`` HU and scaled to ``[0, 1]``;
+   8-bit slices are divided by 255 (they already are in a lung window or equalised).
+2. The slice is cropped to a square box around the lungs (padding with 0 where the box leaves
+   the image) and resampled to the network size.
+3. Contrast-limited adaptive histogram equalisation (CLAHE; Zuiderveld, Graphics Gems IV, 1994)
+   with ``clip_limit=0.03`` (about OpenCV's ``clipLimit=7`` used on the Zenodo slices) is applied
+   to the resampled slice.
+
+Numpy + scikit-image only: no torch, so inference does not need the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+LUNG_WINDOW_HU: tuple[float, float] = (-1350.0, 150.0)
+CLAHE_CLIP_LIMIT = 0.03
+#: Fraction of the lung box side added on every side before squaring it.
+BOX_MARGIN = 0.06
+
+
+@dataclass(frozen=True)
+class Box:
+    """A square crop box in pixel coordinates; may extend past the image (padded with 0)."""
+
+    y0: int
+    x0: int
+    side: int
+
+    def __post_init__(self) -> None:
+        if self.side < 1:
+            raise ValueError(f"Box.side must be >= 1, got {self.side}")
+
+
+def window_hu(hu: np.ndarray, window: tuple[float, float] = LUNG_WINDOW_HU) -> np.ndarray:
+    """Map HU to ``[0, 1]`` with a linear window (float32, same shape)."""
+    lo, hi = window
+    out = (np.asarray(hu, dtype=np.float32) - lo) / (hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def square_box(mask: np.ndarray, *, margin: float = BOX_MARGIN) -> Box:
+    """Square box around the ``True`` pixels of a 2D mask (or of its projection for 3D).
+
+    Parameters
+    ----------
+    mask
+        ``(Y, X)`` or ``(Z, Y, X)`` boolean mask; for 3D the union over z is boxed.
+    margin
+        Fraction of the longer side added on each side.
+
+    Returns
+    -------
+    Box
+        The whole image when the mask is empty.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim == 3:
+        m = m.any(axis=0)
+    if m.ndim != 2:
+        raise ValueError(f"square_box needs a 2D or 3D mask, got shape {mask.shape}")
+    ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+    if ys.size == 0:
+        return _full_square(m.shape)
+    y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+    side = max(y1 - y0, x1 - x0)
+    side = int(round(side * (1.0 + 2.0 * margin)))
+    cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
+    return Box(int(round(cy - side / 2.0)), int(round(cx - side / 2.0)), max(side, 1))
+
+
+def _full_square(shape: tuple[int, ...]) -> Box:
+    side = max(shape)
+    return Box((shape[0] - side) // 2, (shape[1] - side) // 2, side)
+
+
+def full_box(shape: tuple[int, ...]) -> Box:
+    """Square box covering the whole ``(Y, X)`` image, centred (padding the short side)."""
+    return _full_square(tuple(shape[-2:]))
+
+
+def crop(image: np.ndarray, box: Box, *, fill: float = 0.0) -> np.ndarray:
+    """Crop ``image[..., y, x]`` to ``box``, padding with ``fill`` outside the image."""
+    h, w = image.shape[-2:]
+    out = np.full(image.shape[:-2] + (box.side, box.side), fill, dtype=image.dtype)
+    sy0, sx0 = max(box.y0, 0), max(box.x0, 0)
+    sy1, sx1 = min(box.y0 + box.side, h), min(box.x0 + box.side, w)
+    if sy1 > sy0 and sx1 > sx0:
+        out[..., sy0 - box.y0 : sy1 - box.y0, sx0 - box.x0 : sx1 - box.x0] = image[..., sy0:sy1, sx0:sx1]
+    return out
+
+
+def uncrop(patch: np.ndarray, box: Box, shape: tuple[int, int], *, fill: float = 0.0) -> np.ndarray:
+    """Inverse of :func:`crop`: place a ``(..., side, side)`` patch back into an image of ``shape``."""
+    h, w = shape
+    out = np.full(patch.shape[:-2] + (h, w), fill, dtype=patch.dtype)
+    sy0, sx0 = max(box.y0, 0), max(box.x0, 0)
+    sy1, sx1 = min(box.y0 + box.side, h), min(box.x0 + box.side, w)
+    if sy1 > sy0 and sx1 > sx0:
+        out[..., sy0:sy1, sx0:sx1] = patch[..., sy0 - box.y0 : sy1 - box.y0, sx0 - box.x0 : sx1 - box.x0]
+    return out
+
+
+def resize(image: np.ndarray, size: int | tuple[int, int], *, order: int) -> np.ndarray:
+    """Resample the last two axes to ``size`` (spline ``order``: 0 labels, 1 images)."""
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    h, w = image.shape[-2:]
+    if (h, w) == target:
+        return image.copy()
+    zoom = (1.0,) * (image.ndim - 2) + (target[0] / h, target[1] / w)
+    out = ndimage.zoom(image, zoom, order=order, mode="nearest", grid_mode=True)
+    # zoom may be off by one pixel from rounding; fix the shape exactly.
+    out = out[..., : target[0], : target[1]]
+    pad = [(0, 0)] * (image.ndim - 2) + [(0, target[0] - out.shape[-2]), (0, target[1] - out.shape[-1])]
+    return np.pad(out, pad, mode="edge") if any(p[1] for p in pad) else out
+
+
+def clahe(image01: np.ndarray) -> np.ndarray:
+    """CLAHE of a 2D ``[0, 1]`` image with the shared clip limit (float32 out)."""
+    from skimage.exposure import equalize_adapthist
+
+    return equalize_adapthist(np.clip(image01, 0.0, 1.0), clip_limit=CLAHE_CLIP_LIMIT).astype(np.float32)
+
+
+def prepare_slice(image01: np.ndarray, box: Box, size: int) -> np.ndarray:
+    """Crop, resample and equalise one ``[0, 1]`` slice: the network input ``(size, size)``."""
+    return clahe(resize(crop(np.asarray(image01, dtype=np.float32), box), size, order=1))
+
+
+def prepare_label(label: np.ndarray, box: Box, size: int) -> np.ndarray:
+    """Crop and resample an integer label slice with nearest neighbour (uint8 out)."""
+    return resize(crop(np.asarray(label, dtype=np.uint8), box), size, order=0).astype(np.uint8)

@@ -1,0 +1,118 @@
+"""The one analysis path: ``analyze(scan, config) -> Analysis``.
+
+The CLI, the service, batch runs and the evaluation harness all call :func:`analyze`
+(or :func:`analyze_path`, which reads first); nothing re-implements a stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pneumolens.anatomy import segment_lungs
+from pneumolens.config import Config
+from pneumolens.findings import Findings, quantify
+from pneumolens.io import CTScan
+from pneumolens.lesions import segment_lesions
+from pneumolens.masks import LesionMasks, LungMasks
+
+logger = logging.getLogger(__name__)
+
+#: Stages in order, as reported to a progress callback and in ``timings_s``.
+STAGES = ("read", "lungs", "lesions", "findings")
+
+#: ``progress(stage, index, total)`` is called when a stage starts.
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything one analysis produced, on the canonical grid of ``scan``."""
+
+    scan: CTScan
+    config: Config
+    lungs: LungMasks
+    lesions: LesionMasks
+    findings: Findings
+    warnings: tuple[str, ...]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self, progress: ProgressCallback | None, timings: dict[str, float]):
+        self.progress = progress
+        self.timings = timings
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        if self.progress is not None:
+            self.progress(name, STAGES.index(name), len(STAGES))
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        logger.info("stage %s took %.2f s", name, self.timings[name])
+
+
+def analyze(
+    scan: CTScan,
+    config: Config = Config(),
+    *,
+    progress: ProgressCallback | None = None,
+    timings: dict[str, float] | None = None,
+) -> Analysis:
+    """Segment lungs and lesions in ``scan`` and quantify them.
+
+    Raises
+    ------
+    pneumolens.errors.InputError
+        When the scan cannot be analysed (e.g. no lungs found).
+    """
+    timings = {} if timings is None else timings
+    timer = _Timer(progress, timings)
+    with timer.stage("lungs"):
+        lungs = segment_lungs(scan.volume, scan.spacing)
+    with timer.stage("lesions"):
+        lesions = segment_lesions(
+            scan.volume, scan.spacing, lungs, method=config.method, weights=config.lesion_weights
+        )
+    with timer.stage("findings"):
+        findings = quantify(
+            scan.volume,
+            lungs,
+            lesions,
+            spacing=scan.spacing,
+            z_positions_mm=scan.info.z_positions_mm or _z_from_affine(scan),
+            source_files=scan.info.source_files,
+        )
+    return Analysis(
+        scan=scan,
+        config=config,
+        lungs=lungs,
+        lesions=lesions,
+        findings=findings,
+        warnings=tuple(scan.info.warnings),
+        timings_s=timings,
+    )
+
+
+def analyze_path(
+    path: str | Path, config: Config = Config(), *, progress: ProgressCallback | None = None
+) -> Analysis:
+    """Read ``path`` (any input :func:`pneumolens.io.load_scan` accepts) and analyse it."""
+    from pneumolens.io import load_scan
+
+    timings: dict[str, float] = {}
+    timer = _Timer(progress, timings)
+    with timer.stage("read"):
+        scan = load_scan(path)
+    return analyze(scan, config, progress=progress, timings=timings)
+
+
+def _z_from_affine(scan: CTScan) -> tuple[float, ...]:
+    """Patient z (mm) of each slice centre, for inputs without per-slice positions."""
+    k = range(scan.shape[0])
+    return tuple(float(scan.affine[2, 0] * i + scan.affine[2, 3]) for i in k)

@@ -1,0 +1,25 @@
+"""Shared test fixtures: the real-data folder (optional) and small phantoms."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the checkout, or ``$PNEUMOLENS_SHARED_DATA``."""
+    env = os.environ.get("PNEUMOLENS_SHARED_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the real chest CT data; skips the test when it is absent."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data not present at {path} (set PNEUMOLENS_SHARED_DATA)")
+    return path
