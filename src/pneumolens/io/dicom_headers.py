@@ -7,9 +7,10 @@ CT file gives one header per frame, from its shared and per-frame functional gro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class SliceHeader:
     path: Path
     name: str  # path relative to the input root, POSIX style: reported, never a patient ID
     frame: int | None  # frame index in a multi-frame file, None for single-frame files
-    series_uid: str
+    series_uid: str | None
     study_uid: str | None
     sop_class: str
     modality: str | None
@@ -66,6 +67,19 @@ class SliceHeader:
         return n / norm if norm > 0 else None
 
     @property
+    def series_key(self) -> str:
+        """SeriesInstanceUID, or when an anonymiser removed it, a stand-in built from the series
+        number and description and the image geometry (images of one series share these)."""
+        if self.series_uid:
+            return self.series_uid
+        meta = dict(self.meta)
+        spacing = "x".join(f"{v:g}" for v in self.pixel_spacing) if self.pixel_spacing else "?"
+        return (
+            f"(no SeriesInstanceUID: number {meta.get('SeriesNumber') or '?'}, "
+            f"'{meta.get('SeriesDescription') or ''}', {self.rows}x{self.columns} pixels of {spacing} mm)"
+        )
+
+    @property
     def is_localizer(self) -> bool:
         return "LOCALIZER" in self.image_type or min(self.rows, self.columns) <= 1
 
@@ -83,7 +97,7 @@ _META_KEYWORDS = (
     "Exposure",
     "ExposureInmAs",
     "SeriesDescription",
-    "PixelPaddingValue",
+    "SeriesNumber",
 )
 
 
@@ -124,6 +138,25 @@ def _meta_value(value: object) -> object:
     return text or None
 
 
+@contextlib.contextmanager
+def lenient_pydicom() -> Iterator[None]:
+    """Silence pydicom's value validation while reading and using datasets.
+
+    Real files break VR rules (a UUID as UI, odd lengths); pydicom would warn and log on each
+    value access, which says nothing the user can act on: we validate what we use ourselves.
+    """
+    from pydicom import config
+
+    previous = config.settings.reading_validation_mode
+    config.settings.reading_validation_mode = config.IGNORE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        config.settings.reading_validation_mode = previous
+
+
 def read_dataset(path: Path, *, stop_before_pixels: bool):
     """``pydicom.dcmread`` that accepts files without the DICM preamble but not non-DICOM files.
 
@@ -133,18 +166,14 @@ def read_dataset(path: Path, *, stop_before_pixels: bool):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
-    with warnings.catch_warnings():
-        # Real files break VR rules (a UUID as UI, odd lengths); pydicom's warnings say nothing
-        # the user can act on, and we validate what we use ourselves.
-        warnings.simplefilter("ignore")
-        try:
-            return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
-        except InvalidDicomError:
-            pass
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
-        except Exception:  # noqa: BLE001 - forced parsing of a non-DICOM file fails any way it likes
-            return None
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        pass
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    except Exception:  # noqa: BLE001 - forced parsing of a non-DICOM file fails any way it likes
+        return None
     # A forced read of random bytes yields a dataset without the attributes of an image.
     if "SOPClassUID" not in ds and "Rows" not in ds:
         return None
@@ -167,41 +196,53 @@ def _functional(groups: list, keyword: str, attribute: str):
     return None
 
 
+def _in_groups(groups: list, keyword: str):
+    """Value of ``keyword`` in any sequence item of the functional-group items."""
+    for group in groups:
+        if group is None:
+            continue
+        for element in group:
+            if element.VR == "SQ" and element.value and keyword in element.value[0]:
+                return element.value[0].get(keyword)
+    return None
+
+
 def headers_of_dataset(ds, path: Path, name: str) -> list[SliceHeader]:
     """One header per image plane of a dataset read with ``stop_before_pixels``."""
     sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
     transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID") or "1.2.840.10008.1.2")
     meta = tuple((k, _meta_value(ds.get(k))) for k in _META_KEYWORDS)
-    common = dict(
-        path=path,
-        name=name,
-        series_uid=str(ds.get("SeriesInstanceUID") or "") or f"(no SeriesInstanceUID: {name})",
-        study_uid=str(ds.get("StudyInstanceUID") or "") or None,
-        sop_class=sop_class,
-        modality=str(ds.get("Modality") or "").strip().upper() or None,
-        image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
-        rows=_int(ds.get("Rows")) or 0,
-        columns=_int(ds.get("Columns")) or 0,
-        slice_thickness=_float(ds.get("SliceThickness")),
-        gantry_tilt=_float(ds.get("GantryDetectorTilt")),
-        acquisition_number=_int(ds.get("AcquisitionNumber")),
-        instance_number=_int(ds.get("InstanceNumber")),
-        transfer_syntax=transfer_syntax,
-        samples_per_pixel=_int(ds.get("SamplesPerPixel")) or 1,
-        meta=meta,
-    )
+    common = {
+        "path": path,
+        "name": name,
+        "series_uid": str(ds.get("SeriesInstanceUID") or "") or None,
+        "study_uid": str(ds.get("StudyInstanceUID") or "") or None,
+        "sop_class": sop_class,
+        "modality": str(ds.get("Modality") or "").strip().upper() or None,
+        "image_type": tuple(str(v).upper() for v in (ds.get("ImageType") or ())),
+        "rows": _int(ds.get("Rows")) or 0,
+        "columns": _int(ds.get("Columns")) or 0,
+        "slice_thickness": _float(ds.get("SliceThickness")),
+        "gantry_tilt": _float(ds.get("GantryDetectorTilt")),
+        "acquisition_number": _int(ds.get("AcquisitionNumber")),
+        "instance_number": _int(ds.get("InstanceNumber")),
+        "transfer_syntax": transfer_syntax,
+        "samples_per_pixel": _int(ds.get("SamplesPerPixel")) or 1,
+        "meta": meta,
+    }
     n_frames = _int(ds.get("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is not None:
         shared = _sequence_item(ds, "SharedFunctionalGroupsSequence")
+        # Enhanced CT keeps kernel, kVp, exposure... in functional groups (CT Reconstruction,
+        # CT X-Ray Details, CT Exposure; legacy converted: Unassigned Converted Attributes).
+        first_groups = [shared, per_frame[0] if per_frame else None]
+        common["meta"] = tuple(
+            (k, v if v is not None else _meta_value(_in_groups(first_groups, k))) for k, v in meta
+        )
         headers = []
         for index in range(min(n_frames, len(per_frame))):
             groups = [per_frame[index], shared]
-            kernel = _functional(groups, "CTReconstructionSequence", "ConvolutionKernel")
-            if kernel is not None and dict(meta).get("ConvolutionKernel") is None:
-                common["meta"] = tuple(
-                    (k, _meta_value(kernel) if k == "ConvolutionKernel" else v) for k, v in meta
-                )
             headers.append(
                 SliceHeader(
                     frame=index,
@@ -241,6 +282,7 @@ class HeaderScan:
     skipped: tuple[SkippedItem, ...]  # non-DICOM files, DICOMDIR, non-image objects...
     unreadable: tuple[SkippedItem, ...]  # DICOM files that could not be parsed (zero-byte, truncated)
     n_files: int
+    non_image_modalities: tuple[str, ...] = ()  # Modality of each DICOM object without pixels (SR, PR...)
 
 
 def scan_headers(files: Sequence[Path], root: Path | None, *, progress: Progress | None = None) -> HeaderScan:
@@ -258,37 +300,64 @@ def scan_headers(files: Sequence[Path], root: Path | None, *, progress: Progress
     headers: list[SliceHeader] = []
     skipped: list[SkippedItem] = []
     unreadable: list[SkippedItem] = []
+    non_images: list[str] = []
     total = len(files)
-    for done, path in enumerate(files, start=1):
-        name = _relative_name(path, root)
-        if progress is not None and (done % 32 == 0 or done == total):
-            progress("reading headers", done, total)
-        if path.stat().st_size == 0:
-            unreadable.append(SkippedItem(name, "empty file (0 bytes)"))
-            continue
-        try:
-            ds = read_dataset(path, stop_before_pixels=True)
-        except Exception as exc:  # noqa: BLE001 - pydicom raises many types on truncated files
-            unreadable.append(SkippedItem(name, f"unreadable DICOM ({type(exc).__name__}: truncated or corrupt)"))
-            continue
-        if ds is None:
-            skipped.append(SkippedItem(name, "not a DICOM file"))
-            continue
-        sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
-        if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-            skipped.append(SkippedItem(name, "DICOMDIR index (the images are read from the folder)"))
-            continue
-        if "Rows" not in ds or "Columns" not in ds:
-            modality = str(ds.get("Modality") or "unknown modality")
-            skipped.append(SkippedItem(name, f"not an image ({modality} object)"))
-            continue
-        try:
-            headers.extend(headers_of_dataset(ds, path, name))
-        except Exception as exc:  # noqa: BLE001 - malformed functional groups and the like
-            unreadable.append(SkippedItem(name, f"unreadable DICOM header ({type(exc).__name__})"))
+    with lenient_pydicom():
+        for done, path in enumerate(files, start=1):
+            _scan_one(path, _relative_name(path, root), headers, skipped, unreadable, non_images)
+            if progress is not None and (done % 32 == 0 or done == total):
+                progress("reading headers", done, total)
     if unreadable:
         logger.warning("%d unreadable DICOM file(s) skipped", len(unreadable))
-    return HeaderScan(tuple(headers), tuple(skipped), tuple(unreadable), total)
+    return HeaderScan(tuple(headers), tuple(skipped), tuple(unreadable), total, tuple(non_images))
+
+
+def _scan_one(
+    path: Path,
+    name: str,
+    headers: list[SliceHeader],
+    skipped: list[SkippedItem],
+    unreadable: list[SkippedItem],
+    non_images: list[str],
+) -> None:
+    """Read one file's header into one of the lists."""
+    if path.stat().st_size == 0:
+        unreadable.append(SkippedItem(name, "empty file (0 bytes)"))
+        return
+    try:
+        ds = read_dataset(path, stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on truncated files
+        unreadable.append(SkippedItem(name, f"unreadable DICOM ({type(exc).__name__}: truncated or corrupt)"))
+        return
+    if ds is None:
+        skipped.append(SkippedItem(name, "not a DICOM file"))
+        return
+    sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
+    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        skipped.append(SkippedItem(name, "DICOMDIR index (the images are read from the folder)"))
+        return
+    if "Rows" not in ds or "Columns" not in ds:
+        if _looks_truncated(ds, sop_class):
+            unreadable.append(SkippedItem(name, "unreadable DICOM (truncated: image attributes missing)"))
+            return
+        modality = str(ds.get("Modality") or "").strip().upper() or "unknown"
+        non_images.append(modality)
+        skipped.append(SkippedItem(name, f"not an image (modality {modality})"))
+        return
+    try:
+        headers.extend(headers_of_dataset(ds, path, name))
+    except Exception as exc:  # noqa: BLE001 - malformed functional groups and the like
+        unreadable.append(SkippedItem(name, f"unreadable DICOM header ({type(exc).__name__})"))
+
+
+def _looks_truncated(ds, sop_class: str) -> bool:
+    """An image object without Rows, or an object without Modality and SOP class, was cut short
+    (pydicom stops quietly at the end of a file cut between two elements)."""
+    from pydicom.uid import UID
+
+    if "Modality" not in ds and "SOPClassUID" not in ds:
+        return True
+    return bool(sop_class) and "Image" in UID(sop_class).name
 
 
 def _relative_name(path: Path, root: Path | None) -> str:

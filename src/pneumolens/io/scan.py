@@ -45,6 +45,8 @@ class ScanInfo:
     skipped: tuple[SkippedItem, ...] = ()
     n_unreadable_files: int = 0
     warnings: tuple[str, ...] = ()
+    noise_hu: float | None = None  # median HU standard deviation in fat (image noise), if measurable
+    series_description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,24 @@ class CTScan:
         permutation, flips = self.source_axes
         out = np.flip(array, axis=flips) if flips else array
         return np.transpose(out, np.argsort(permutation))
+
+
+def scan_from_array(
+    volume: np.ndarray,
+    spacing: tuple[float, float, float],
+    *,
+    origin_lps: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    path: str = "<array>",
+) -> CTScan:
+    """Wrap a canonical ``(Z, Y, X)`` HU array (phantoms, tests, benchmarks) as a :class:`CTScan`."""
+    sz, sy, sx = (float(s) for s in spacing)
+    affine = np.array(
+        [[0, 0, sx, origin_lps[0]], [0, sy, 0, origin_lps[1]], [sz, 0, 0, origin_lps[2]], [0, 0, 0, 1.0]]
+    )
+    z = tuple(origin_lps[2] + sz * k for k in range(volume.shape[0]))
+    return CTScan(
+        volume=np.asarray(volume, dtype=np.int16),
+        spacing=(sz, sy, sx),
+        affine=affine,
+        info=ScanInfo(path=path, format="array", z_positions_mm=z, source_files=(None,) * volume.shape[0]),
+    )

@@ -130,6 +130,22 @@ def clahe(image01: np.ndarray) -> np.ndarray:
     return equalize_adapthist(np.clip(image01, 0.0, 1.0), clip_limit=CLAHE_CLIP_LIMIT).astype(np.float32)
 
 
+def enclosed_regions(dark: np.ndarray, *, min_pixels: int) -> np.ndarray:
+    """Dark regions of a 2D slice not connected to the image border, holes filled.
+
+    With ``dark`` = air (HU < -400, or a dark threshold on a lung-window image) this is a rough
+    lung mask: the air outside the body touches the border, the lungs do not.
+    """
+    labels, n = ndimage.label(dark)
+    if n == 0:
+        return np.zeros(dark.shape, dtype=bool)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    keep = np.bincount(labels.ravel(), minlength=n + 1) >= min_pixels
+    keep[0] = False
+    keep[border] = False
+    return ndimage.binary_fill_holes(keep[labels])
+
+
 def prepare_slice(image01: np.ndarray, box: Box, size: int) -> np.ndarray:
     """Crop, resample and equalise one ``[0, 1]`` slice: the network input ``(size, size)``."""
     return clahe(resize(crop(np.asarray(image01, dtype=np.float32), box), size, order=1))

@@ -194,9 +194,7 @@ def roc_from_groups(
     tp = x.size - np.searchsorted(np.sort(x), canonical, side="left")
     fp = y.size - np.searchsorted(np.sort(y), canonical, side="left")
     thresholds = canonical if direction == "<" else -canonical
-    return RocCurve(
-        cases=x, controls=y, direction=direction, thresholds=thresholds, tp=tp, fp=fp
-    )
+    return RocCurve(cases=x, controls=y, direction=direction, thresholds=thresholds, tp=tp, fp=fp)
 
 
 def mann_whitney_auc(cases: np.ndarray, controls: np.ndarray) -> float:

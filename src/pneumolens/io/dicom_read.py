@@ -1,0 +1,246 @@
+"""The pixel pass: decode the chosen stack, convert to HU and build the canonical :class:`CTScan`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from pneumolens import quality
+from pneumolens.errors import InputError
+from pneumolens.io.dicom_headers import Progress, lenient_pydicom, read_dataset
+from pneumolens.io.dicom_series import Stack
+from pneumolens.io.orientation import (
+    affine_from_axes,
+    canonical_reorientation,
+    reoriented_affine,
+)
+from pneumolens.io.scan import CTScan, ScanInfo, SkippedItem
+
+logger = logging.getLogger(__name__)
+
+_INT16 = np.iinfo(np.int16)
+#: Relative spread of slice steps above which the spacing is reported as non-uniform.
+_UNIFORM_TOLERANCE = 0.05
+
+
+def to_hu(stored: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Stored values -> HU as ``int16``: rescale in float, round half to even, clip to int16."""
+    if slope == 1.0 and float(intercept).is_integer() and stored.dtype.kind in "iu":
+        hu = stored.astype(np.int32) + int(intercept)  # exact and several times faster
+    else:
+        hu = np.rint(stored.astype(np.float64) * slope + intercept)
+    return np.clip(hu, _INT16.min, _INT16.max).astype(np.int16)
+
+
+def _decode(stack: Stack, *, progress: Progress | None) -> tuple[np.ndarray, np.ndarray, list[SkippedItem]]:
+    """Decode every slice; returns the HU stack, a mask of decoded slices and the failures."""
+    first = stack.first
+    volume = np.empty((len(stack.slices), first.rows, first.columns), dtype=np.int16)
+    ok = np.zeros(len(stack.slices), dtype=bool)
+    by_file: dict[object, list[int]] = {}
+    for index, header in enumerate(stack.slices):
+        by_file.setdefault(header.path, []).append(index)
+    failures: list[SkippedItem] = []
+    done = 0
+    for path, indices in by_file.items():
+        header = stack.slices[indices[0]]
+        try:
+            ds = read_dataset(path, stop_before_pixels=False)  # type: ignore[arg-type]
+            if ds is None or "PixelData" not in ds:
+                raise ValueError("no pixel data")
+            pixels = ds.pixel_array
+            if pixels.ndim == 2:
+                pixels = pixels[np.newaxis]
+            if pixels.shape[1:] != volume.shape[1:]:
+                raise ValueError(f"pixel array shape {pixels.shape} does not match Rows/Columns")
+            for index in indices:
+                s = stack.slices[index]
+                volume[index] = to_hu(pixels[s.frame or 0], s.slope, s.intercept)
+                ok[index] = True
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - decoders raise anything on truncated data
+            failures.append(SkippedItem(header.name, f"pixel data unreadable ({type(exc).__name__}: {exc})"[:200]))
+        done += len(indices)
+        if progress is not None:
+            progress("decoding slices", done, len(stack.slices))
+    return volume, ok, failures
+
+
+def _drop_identical_duplicates(
+    stack: Stack, volume: np.ndarray, keep: np.ndarray, distances: np.ndarray
+) -> list[SkippedItem]:
+    """Drop pixel-identical slices at one position; raise if they differ."""
+    dropped: list[SkippedItem] = []
+    for group in quality.duplicate_positions(distances):
+        indices = np.flatnonzero(keep)[group]
+        reference = indices[0]
+        for other in indices[1:]:
+            if not np.array_equal(volume[reference], volume[other]):
+                names = [stack.slices[i].name for i in indices]
+                raise quality.duplicate_error(names, float(distances[group[0]]), where=stack.where)
+        for other in indices[1:]:
+            keep[other] = False
+            dropped.append(
+                SkippedItem(stack.slices[other].name, f"duplicate of {stack.slices[reference].name} (identical pixels)")
+            )
+    return dropped
+
+
+def parse_age(value: object) -> float | None:
+    """DICOM AS (``'045Y'``, ``'006M'``, ``'010W'``, ``'003D'``) -> age in years."""
+    if not value:
+        return None
+    match = re.fullmatch(r"\s*(\d{1,3})\s*([DWMY]?)\s*", str(value).upper())
+    if not match:
+        return None
+    number, unit = int(match.group(1)), match.group(2) or "Y"
+    return round(number / {"Y": 1, "M": 12, "W": 52.1775, "D": 365.25}[unit], 3)
+
+
+def _contrast(value: object) -> str | None:
+    text = "\\".join(value) if isinstance(value, tuple) else (str(value) if value else "")
+    text = text.strip()
+    return None if text.upper() in {"", "NONE", "NO", "N", "NON", "-", "0"} else text
+
+
+def _float_or_none(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def info_from_meta(meta: dict[str, object], **fields: object) -> ScanInfo:
+    """ScanInfo from the series-level attributes kept by the header pass."""
+    kernel = meta.get("ConvolutionKernel")
+    exposure = meta.get("ExposureInmAs") if meta.get("ExposureInmAs") is not None else meta.get("Exposure")
+    sex = str(meta.get("PatientSex") or "").upper() or None
+    return ScanInfo(
+        format="dicom",
+        manufacturer=meta.get("Manufacturer"),  # type: ignore[arg-type]
+        manufacturer_model=meta.get("ManufacturerModelName"),  # type: ignore[arg-type]
+        convolution_kernel="\\".join(kernel) if isinstance(kernel, tuple) else kernel,  # type: ignore[arg-type]
+        body_part=meta.get("BodyPartExamined"),  # type: ignore[arg-type]
+        patient_sex=sex if sex in {"M", "F", "O"} else None,
+        patient_age=parse_age(meta.get("PatientAge")),
+        contrast_agent=_contrast(meta.get("ContrastBolusAgent")),
+        kvp=_float_or_none(meta.get("KVP")),
+        exposure_mas=_float_or_none(exposure),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def read_stack(
+    stack: Stack,
+    *,
+    path: str,
+    skipped: Sequence[SkippedItem] = (),
+    unreadable: Sequence[SkippedItem] = (),
+    progress: Progress | None = None,
+) -> CTScan:
+    """Decode ``stack`` and return it as a canonical :class:`CTScan`.
+
+    Slices whose pixel data cannot be decoded are skipped and counted like unreadable files;
+    the slice-position checks then run again, so a lost slice inside the stack is reported as
+    missing slices.
+    """
+    with lenient_pydicom():
+        volume, keep, failures = _decode(stack, progress=progress)
+    if not keep.any():
+        raise InputError(
+            f"none of the {len(stack.slices)} images could be decoded; first failure: {failures[0].reason}",
+            where=stack.where,
+            todo="check the files are complete (re-export them); for a compressed transfer syntax "
+            "convert them with `dcmdjpeg IN OUT` or `gdcmconv --raw IN OUT`",
+        )
+    distances = stack.distances_mm[keep]
+    dropped = _drop_identical_duplicates(stack, volume, keep, distances)
+    distances = stack.distances_mm[keep]
+    try:
+        spacing_z = quality.check_slice_positions(distances, where=stack.where)
+    except InputError as exc:
+        if failures:
+            names = ", ".join(f.item for f in failures[:3])
+            raise InputError(
+                f"{exc.what} ({len(failures)} slice(s) could not be decoded: {names})",
+                where=exc.where,
+                todo=exc.todo,
+            ) from None
+        raise
+    slices = [s for s, k in zip(stack.slices, keep) if k]
+    volume = volume[keep]
+
+    warnings = list(stack.warnings)
+    steps = np.diff(distances)
+    if steps.max() - steps.min() > _UNIFORM_TOLERANCE * spacing_z:
+        warnings.append(
+            f"slice spacing is not uniform ({steps.min():.2f}-{steps.max():.2f} mm); "
+            f"the volume uses the median {spacing_z:.2f} mm"
+        )
+    unreadable = list(unreadable) + failures
+    if unreadable:
+        warnings.append(f"{len(unreadable)} unreadable DICOM file(s) were skipped (empty or truncated)")
+
+    first = slices[0]
+    orientation = np.asarray(first.orientation, dtype=float)
+    row_dir, col_dir = orientation[:3], orientation[3:]
+    pixel_spacing = first.pixel_spacing or (1.0, 1.0)
+    # Source array (slice, row, column): rows advance along the column cosines and columns along
+    # the row cosines (DICOM PS3.3 C.7.6.2.1.1).
+    source_affine = affine_from_axes(
+        np.asarray(first.position, dtype=float),
+        np.stack([stack.normal, col_dir, row_dir]),
+        (spacing_z, pixel_spacing[0], pixel_spacing[1]),
+    )
+    reorientation = canonical_reorientation(source_affine)
+    if reorientation.permutation[0] != 0:  # guaranteed by the axial check; guards the z bookkeeping
+        raise AssertionError("axial stack did not map slices to the canonical z axis")
+    canonical = np.ascontiguousarray(reorientation.apply(volume))
+    affine = reoriented_affine(source_affine, reorientation, volume.shape)
+    z_positions = [float(s.position[2]) for s in slices]
+    names = [s.name for s in slices]
+    if 0 in reorientation.flips:
+        z_positions.reverse()
+        names.reverse()
+
+    meta = stack.meta
+    thicknesses = [s.slice_thickness for s in slices if s.slice_thickness]
+    info = info_from_meta(
+        meta,
+        path=path,
+        series_instance_uid=first.series_uid,
+        study_instance_uid=first.study_uid,
+        modality="CT",
+        slice_thickness_mm=float(np.median(thicknesses)) if thicknesses else None,
+        transfer_syntax=first.transfer_syntax,
+        z_positions_mm=tuple(z_positions),
+        source_files=tuple(names),
+        skipped=tuple(list(skipped) + dropped + unreadable),
+        n_unreadable_files=len(unreadable),
+    )
+    spacing = (spacing_z, float(pixel_spacing[0]), float(pixel_spacing[1]))
+    spacing = tuple(spacing[a] for a in reorientation.permutation)
+    quality.check_hounsfield(canonical, where=stack.where)
+    noise = quality.estimate_noise_hu(canonical)
+    warnings += quality.scan_warnings(
+        volume=canonical,
+        spacing=spacing,
+        slice_thickness_mm=info.slice_thickness_mm,
+        contrast_agent=info.contrast_agent,
+        body_part=info.body_part,
+        noise_hu=noise,
+    )
+    info = replace(info, warnings=tuple(warnings), noise_hu=noise, series_description=meta.get("SeriesDescription"))
+    return CTScan(
+        volume=canonical,
+        spacing=spacing,  # type: ignore[arg-type]
+        affine=affine,
+        info=info,
+        source_axes=(reorientation.permutation, reorientation.flips),
+        source_affine=source_affine,
+    )

@@ -1,0 +1,133 @@
+"""``load_scan``: any supported CT input -> canonical :class:`CTScan`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from pneumolens import quality
+from pneumolens.errors import InputError
+from pneumolens.io.archive import extract_zip
+from pneumolens.io.dicom_headers import Progress, scan_headers
+from pneumolens.io.dicom_read import read_stack
+from pneumolens.io.dicom_series import select_series
+from pneumolens.io.scan import CTScan, SkippedItem
+from pneumolens.io.volume_read import read_volume, volume_format
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+
+def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None = None) -> CTScan:
+    """Read a chest CT from any supported input.
+
+    Parameters
+    ----------
+    path
+        One of: a folder of DICOM files (searched recursively; several series allowed), a
+        ``.zip`` of such a folder, a list of DICOM files (or folders), one DICOM file
+        (enhanced multi-frame CT), or a NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
+        ``.nhdr``) or MetaImage (``.mha``, ``.mhd``) volume.
+    progress
+        Optional callback ``progress(stage, done, total)``, called while headers are read and
+        slices decoded.
+
+    Returns
+    -------
+    CTScan
+        ``int16`` HU volume on the canonical ``(Z, Y, X)`` LPS grid with its affine, the source
+        affine and axis moves, and :class:`~pneumolens.io.scan.ScanInfo` (which series was
+        chosen, what was skipped and why, warnings).
+
+    Raises
+    ------
+    InputError
+        When the input cannot be analysed; the message says what, where and what to do
+        (see ``docs/input.md`` for every case).
+    """
+    if isinstance(path, (str, os.PathLike)):
+        source = Path(path)
+        if not source.exists():
+            raise InputError(
+                "the input does not exist",
+                where=source,
+                todo="check the path (a DICOM folder, a .zip, or a NIfTI/NRRD/MHA file)",
+            )
+        if source.is_dir():
+            return _load_dicom_files(_files_under(source), root=source, where=str(source), progress=progress)
+        fmt = volume_format(source)
+        if fmt is not None:
+            return read_volume(source, fmt=fmt)
+        if source.suffix.lower() == ".zip":
+            return _load_zip(source, progress=progress)
+        return _load_dicom_files([source], root=source.parent, where=str(source), progress=progress)
+
+    items = [Path(p) for p in path]
+    if not items:
+        raise quality.empty_input("(an empty list of files)")
+    missing = [p for p in items if not p.exists()]
+    if missing:
+        raise InputError(
+            f"{len(missing)} of the {len(items)} given path(s) do not exist, e.g. {missing[0].name}",
+            where=missing[0].parent,
+            todo="check the file names",
+        )
+    if len(items) == 1:
+        return load_scan(items[0], progress=progress)
+    files = [f for p in items for f in (_files_under(p) if p.is_dir() else [p])]
+    root = Path(os.path.commonpath([p.resolve() for p in items]))
+    root = root if root.is_dir() else root.parent
+    scan = _load_dicom_files(
+        [f.resolve() for f in files], root=root, where=f"{len(items)} given paths under {root}", progress=progress
+    )
+    return replace(scan, info=replace(scan.info, path=str(root)))
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every regular file below ``folder`` in a stable order, hidden files left out."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(dirpath) / name for name in sorted(filenames) if not name.startswith("."))
+    return [f for f in files if f.is_file()]
+
+
+def _load_zip(archive: Path, *, progress: Progress | None) -> CTScan:
+    with tempfile.TemporaryDirectory(prefix="pneumolens-zip-") as tmp:
+        folder = Path(tmp)
+        unsafe = extract_zip(archive, folder)
+        scan = _load_dicom_files(
+            _files_under(folder), root=folder, where=str(archive), progress=progress, extra_skipped=unsafe
+        )
+    return replace(scan, info=replace(scan.info, path=str(archive)))
+
+
+def _load_dicom_files(
+    files: Sequence[Path],
+    *,
+    root: Path,
+    where: str,
+    progress: Progress | None,
+    extra_skipped: Sequence[SkippedItem] = (),
+) -> CTScan:
+    if not files:
+        raise quality.empty_input(where)
+    headers = scan_headers(files, root, progress=progress)
+    if not headers.headers:
+        if headers.non_image_modalities:  # e.g. only a structured report was exported
+            raise quality.no_ct_series(where, list(headers.non_image_modalities))
+        raise quality.no_dicom(where, headers.n_files, len(headers.unreadable))
+    selection = select_series(headers.headers, where=where)
+    logger.info("analysing %s", selection.stack.where)
+    return read_stack(
+        selection.stack,
+        path=where,
+        skipped=list(extra_skipped) + list(headers.skipped) + list(selection.skipped),
+        unreadable=headers.unreadable,
+        progress=progress,
+    )

@@ -1,0 +1,228 @@
+"""Lesion segmentation with the shipped 2D U-Net (onnxruntime), applied across a 3D volume.
+
+The network sees one axial slice at a time (the 2D training sets are single slices); the 3D
+step comes after: probabilities are smoothed along z over neighbouring slices (a Gaussian of
+``z_sigma_mm``), thresholded, restricted to the lungs, and connected components smaller than
+``min_component_ml`` are removed in 3D. Ground-glass vs consolidation is the larger of the two
+class probabilities inside the lesion mask.
+
+No torch: preprocessing is :mod:`pneumolens.models.preprocess`, inference is onnxruntime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from pneumolens import models
+from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
+from pneumolens.models import preprocess as pp
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """2D result of one image: labels (0/1 GGO/2 consolidation) and lesion probability."""
+
+    labels: np.ndarray
+    probability: np.ndarray
+
+
+def _model(weights: str | Path | models.Model | None, threads: int) -> models.Model:
+    if isinstance(weights, models.Model):
+        return weights
+    return models.load(weights or models.LESION_MODEL, threads=threads)
+
+
+def _run_batches(model: models.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """Probabilities ``(N, 3, S, S)`` of prepared inputs ``(N, S, S)``."""
+    out = np.empty((inputs.shape[0], 3) + inputs.shape[1:], dtype=np.float32)
+    for i in range(0, inputs.shape[0], batch_size):
+        out[i : i + batch_size] = model.run(inputs[i : i + batch_size, None])
+    return out
+
+
+def _labels_from(p_lesion: np.ndarray, p_ggo: np.ndarray, p_cons: np.ndarray, threshold: float) -> np.ndarray:
+    labels = np.zeros(p_lesion.shape, dtype=np.uint8)
+    lesion = p_lesion >= threshold
+    labels[lesion & (p_ggo >= p_cons)] = GGO
+    labels[lesion & (p_cons > p_ggo)] = CONSOLIDATION
+    return labels
+
+
+def segment_lesions_model(
+    volume: np.ndarray,
+    spacing: Sequence[float],
+    lungs: LungMasks | np.ndarray,
+    *,
+    weights: str | Path | models.Model | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    z_sigma_mm: float = 1.5,
+    min_component_ml: float = 0.02,
+    batch_size: int = 16,
+    threads: int = 0,
+    restrict_to_lungs: bool = True,
+) -> LesionMasks:
+    """Segment ground-glass and consolidation in a CT volume with the lesion U-Net.
+
+    Parameters
+    ----------
+    volume
+        ``(Z, Y, X)`` HU volume (not modified).
+    spacing
+        Voxel size ``(z, y, x)`` in mm.
+    lungs
+        :class:`~pneumolens.masks.LungMasks` (or a boolean ``(Z, Y, X)`` lung mask); lesions
+        are kept inside it only, and its bounding box is what the network sees.
+    weights
+        Shipped model name, path of an ONNX file with its sidecar, or a loaded
+        :class:`~pneumolens.models.Model`; the shipped ``lesion_unet2d`` when ``None``.
+    threshold
+        Lesion probability (P(GGO) + P(consolidation)) at or above which a voxel is a lesion.
+    z_sigma_mm
+        Gaussian smoothing of the probabilities along z, in mm (0 turns it off); below half a
+        slice spacing it has almost no effect, so thick slices are not blurred together.
+    min_component_ml
+        3D lesion components smaller than this volume (mL) are removed.
+    batch_size
+        Slices per onnxruntime call.
+    threads
+        onnxruntime threads (0 = its default), used when ``weights`` is not a loaded model.
+    restrict_to_lungs
+        Keep lesions inside ``lungs`` only (``False`` is for measuring how much the network
+        predicts outside them; the analysis always restricts).
+
+    Returns
+    -------
+    LesionMasks
+        ``labels`` 1 GGO / 2 consolidation, ``probability`` = smoothed lesion probability inside
+        the lungs (0 outside), ``method`` = ``"model:<name>"``. Empty lungs give empty masks.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise ValueError(f"volume must be 3D (Z, Y, X), got shape {vol.shape}")
+    lung = lungs.union if isinstance(lungs, LungMasks) else np.asarray(lungs, dtype=bool)
+    if lung.shape != vol.shape:
+        raise ValueError(f"lung mask shape {lung.shape} differs from volume shape {vol.shape}")
+    model = _model(weights, threads)
+    method = f"model:{model.name}"
+    labels = np.zeros(vol.shape, dtype=np.uint8)
+    probability = np.zeros(vol.shape, dtype=np.float32)
+    zs = np.nonzero(lung.any(axis=(1, 2)))[0]
+    if zs.size == 0:
+        return LesionMasks(labels=labels, probability=probability, method=method)
+
+    size = model.input_size
+    box = pp.square_box(lung[zs])
+    z0, z1 = int(zs[0]), int(zs[-1]) + 1
+    inputs = np.stack([pp.prepare_slice(pp.window_hu(vol[z]), box, size) for z in range(z0, z1)])
+    prob = _run_batches(model, inputs, batch_size)  # (Z', 3, S, S)
+    sigma = z_sigma_mm / float(spacing[0])
+    if sigma > 0:
+        prob = ndimage.gaussian_filter1d(prob, sigma, axis=0, mode="nearest", truncate=2.0)
+    # Back to the image grid: resize the box to its side, then uncrop (only the lung slab).
+    def restore(channel: np.ndarray) -> np.ndarray:
+        return pp.uncrop(pp.resize(channel, box.side, order=1), box, vol.shape[1:])
+
+    p_ggo = restore(prob[:, GGO])
+    p_cons = restore(prob[:, CONSOLIDATION])
+    p_lesion = p_ggo + p_cons
+    if restrict_to_lungs:
+        p_lesion = np.where(lung[z0:z1], p_lesion, 0.0)
+    p_lesion = p_lesion.astype(np.float32)
+    slab = _labels_from(p_lesion, p_ggo, p_cons, threshold)
+    slab = _remove_small_components(slab, spacing, min_component_ml)
+    labels[z0:z1] = slab
+    probability[z0:z1] = np.clip(p_lesion, 0.0, 1.0)
+    return LesionMasks(labels=labels, probability=probability, method=method)
+
+
+def _remove_small_components(labels: np.ndarray, spacing: Sequence[float], min_ml: float) -> np.ndarray:
+    if min_ml <= 0 or not labels.any():
+        return labels
+    import cc3d
+
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    comp = cc3d.connected_components(labels > 0, connectivity=26)
+    sizes = np.bincount(comp.ravel())
+    small = sizes * voxel_ml < min_ml
+    small[0] = False
+    out = labels.copy()
+    out[small[comp]] = 0
+    return out
+
+
+def rough_lung_mask_8bit(image01: np.ndarray) -> np.ndarray:
+    """Rough lung mask of a lung-window slice in ``[0, 1]``: dark regions enclosed by the body.
+
+    The dark threshold is Otsu's; regions under 0.5 % of the image are dropped. Used only to
+    choose the crop box for 2D images (no HU available), never to restrict the lesions.
+    """
+    from skimage.filters import threshold_otsu
+
+    img = np.asarray(image01, dtype=np.float32)
+    if float(img.max() - img.min()) < 1e-6:
+        return np.zeros(img.shape, dtype=bool)
+    return pp.enclosed_regions(img < threshold_otsu(img), min_pixels=int(0.005 * img.size))
+
+
+def predict_slices(
+    model: models.Model, images01: Sequence[np.ndarray], boxes: Sequence[pp.Box], *, batch_size: int = 16
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(P(GGO), P(consolidation))`` of each ``[0, 1]`` image, on the image's own grid."""
+    if not images01:
+        return []
+    size = model.input_size
+    prob = _run_batches(model, np.stack([pp.prepare_slice(im, b, size) for im, b in zip(images01, boxes)]), batch_size)
+    return [
+        tuple(pp.uncrop(pp.resize(p[c], box.side, order=1), box, im.shape) for c in (GGO, CONSOLIDATION))
+        for im, box, p in zip(images01, boxes, prob)
+    ]
+
+
+def slice_box(image01: np.ndarray) -> pp.Box:
+    """Crop box of a 2D image as in training: the square lung box of a whole axial slice (dark
+    enclosed regions covering at least 5 % of it), else the whole image (already a lung crop)."""
+    rough = rough_lung_mask_8bit(image01)
+    return pp.square_box(rough) if rough.mean() >= 0.05 else pp.full_box(image01.shape)
+
+
+def segment_slice_images(
+    images01: Sequence[np.ndarray],
+    *,
+    weights: str | Path | models.Model | None = None,
+    boxes: Sequence[pp.Box] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = 16,
+    threads: int = 0,
+) -> list[SliceResult]:
+    """Segment lesions in 2D slice images (lung window, grey levels scaled to ``[0, 1]``).
+
+    Parameters
+    ----------
+    images01
+        ``(Y, X)`` grey images in ``[0, 1]``.
+    boxes
+        Crop boxes (e.g. from known lung masks); :func:`slice_box` of each image when ``None``.
+
+    Returns
+    -------
+    list of SliceResult
+        One per image, each ``(Y, X)`` like its input. No 3D post-processing and no lung
+        restriction (no HU, no lung mask).
+    """
+    for img in images01:
+        if np.ndim(img) != 2:
+            raise ValueError(f"slice images must be 2D grey, got shape {np.shape(img)}")
+    model = _model(weights, threads)
+    boxes = [slice_box(im) for im in images01] if boxes is None else list(boxes)
+    results = []
+    for p_ggo, p_cons in predict_slices(model, images01, boxes, batch_size=batch_size):
+        p_les = np.clip(p_ggo + p_cons, 0.0, 1.0).astype(np.float32)
+        results.append(SliceResult(labels=_labels_from(p_les, p_ggo, p_cons, threshold), probability=p_les))
+    return results

@@ -1,0 +1,113 @@
+"""Training recipe for the lesion model, read from a TOML file (``configs/lesions.toml``)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from pneumolens.errors import InputError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which slices to train on.
+
+    ``root``: the shared data folder (``$PNEUMOLENS_SHARED_DATA`` overrides it); relative paths
+    are taken from the config file's folder. ``phantoms``: number of synthetic phantom volumes
+    used as the HU source instead of the real volumes (for tests without the shared data).
+    """
+
+    root: str = "../../shared/data"
+    size: int = 192
+    zenodo: bool = True
+    zenodo_limit: int = 0
+    zenodo_val_step: int = 2
+    medseg: bool = True
+    medseg_limit: int = 0
+    hu_volumes: bool = True
+    phantoms: int = 0
+    hu_variants: int = 3
+    hu_negative_fraction: float = 0.2
+    hu_max_slices: int = 0
+    weight_zenodo: float = 1.0
+    weight_medseg: float = 6.0
+    weight_inserted: float = 1.5
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    strides: tuple[int, ...] = (2, 2, 2, 2)
+    num_res_units: int = 1
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    samples_per_epoch: int = 2000
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    max_steps: int = 0
+    out_dir: str = "runs/lesion_unet2d"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    onnx: str = "runs/lesion_unet2d/lesion_unet2d.onnx"
+    opset: int = 17
+    name: str = "lesion_unet2d"
+    version: str = "0.1.0"
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    base_dir: Path = Path(".")
+
+    def data_root(self) -> Path:
+        env = os.environ.get("PNEUMOLENS_SHARED_DATA")
+        root = Path(env) if env else Path(self.data.root)
+        return root if root.is_absolute() else (self.base_dir / root).resolve()
+
+    def out_dir(self) -> Path:
+        p = Path(self.train.out_dir)
+        return p if p.is_absolute() else Path.cwd() / p
+
+    def onnx_path(self) -> Path:
+        p = Path(self.export.onnx)
+        return p if p.is_absolute() else Path.cwd() / p
+
+
+def _section(cls: type, table: dict, where: Path, name: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise InputError(f"unknown keys {unknown} in [{name}]", where=where, todo=f"use only {sorted(known)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> RecipeConfig:
+    """Read a training recipe; unknown sections or keys are an :class:`InputError`."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("training config not found", where=path, todo="pass an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"training config is not valid TOML ({exc})", where=path, todo="fix the syntax") from None
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "export": ExportConfig}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise InputError(f"unknown sections {unknown}", where=path, todo=f"use only {sorted(sections)}")
+    parts = {k: _section(cls, raw.get(k, {}), path, k) for k, cls in sections.items()}
+    return RecipeConfig(**parts, base_dir=path.resolve().parent)

@@ -1,0 +1,188 @@
+"""Training and validation slices for the lesion model, all in the shared input normalisation.
+
+Sources (see ``docs/models/lesion_unet2d.md`` for counts and licences):
+
+- ``covid_seg_2d_zenodo``: 1614 CLAHE-processed slices of 20 patients with infection masks
+  (binary). Case ids were lost; the slices are in case order and the case boundaries show up as
+  jumps of the lung mask between neighbouring slices. The held-out block starts at such a
+  boundary (slice 1258, 4 whole cases), so no patient is on both sides.
+- ``covid_seg_2d_medseg``: 50 lung-window crops with GGO / consolidation labels. Held out: the
+  highest-numbered files (a contiguous block of the source numbering).
+- HU volumes (``chest_ct_volumes`` lung1/lung2, the 20-slice Siemens series) with lesions
+  inserted by :mod:`pneumolens.train.insertion`, plus some untouched slices as negatives.
+  ``covid_ct_md_P002`` is the test volume and is never read here.
+
+Every sample is an ``(S, S)`` float32 network input and an ``(S, S)`` uint8 target with a kind:
+``BINARY`` (0 background / 1 lesion, supervises P(GGO) + P(consolidation)) or ``MULTICLASS``
+(0 / 1 GGO / 2 consolidation).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pneumolens.models.preprocess import (
+    full_box,
+    prepare_label,
+    prepare_slice,
+    square_box,
+    window_hu,
+)
+from pneumolens.train.insertion import insert_lesions, lung_mask_2d
+
+logger = logging.getLogger(__name__)
+
+BINARY = 0
+MULTICLASS = 1
+
+ZENODO_HOLDOUT_START = 1258
+MEDSEG_HOLDOUT_FROM = 47
+HU_VOLUME_FILES = (
+    "chest_ct_volumes/lung1_image.nrrd",
+    "chest_ct_volumes/lung2_image.nrrd",
+    "dicom_samples/siemens_20slice_series",
+)
+FORBIDDEN = ("covid_ct_md_P002",)
+
+
+@dataclass
+class SampleSet:
+    """Stacked samples: ``images`` (N, S, S) float32, ``targets`` (N, S, S) uint8, ``kinds`` (N,)."""
+
+    images: np.ndarray
+    targets: np.ndarray
+    kinds: np.ndarray
+    names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @classmethod
+    def empty(cls, size: int) -> SampleSet:
+        return cls(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8), np.zeros(0, np.int8))
+
+    @classmethod
+    def stack(cls, items: Sequence[tuple[str, np.ndarray, np.ndarray, int]], size: int) -> SampleSet:
+        if not items:
+            return cls.empty(size)
+        names, imgs, tgts, kinds = zip(*items)
+        return cls(np.stack(imgs), np.stack(tgts), np.asarray(kinds, np.int8), list(names))
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))
+
+
+def _read_palette(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im)  # palette indices are the class labels
+
+
+def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step: int = 1) -> list[int]:
+    """Slice numbers of the Zenodo training block or held-out block."""
+    n = len(list((root / "covid_seg_2d_zenodo" / "ct").glob("*.png")))
+    idx = list(range(ZENODO_HOLDOUT_START, n)) if holdout else list(range(0, min(ZENODO_HOLDOUT_START, n)))
+    idx = idx[::step]
+    return idx[:limit] if limit else idx
+
+
+def load_zenodo(root: Path, indices: Iterable[int], size: int) -> SampleSet:
+    """Zenodo slices cropped to their lung box, with binary infection targets."""
+    base = root / "covid_seg_2d_zenodo"
+    items = []
+    for i in indices:
+        name = f"{i:04d}.png"
+        img = _read_gray(base / "ct" / name).astype(np.float32) / 255.0
+        lungs = _read_gray(base / "lungs" / name) > 127
+        inf = (_read_gray(base / "covid" / name) > 127).astype(np.uint8)
+        box = square_box(lungs) if lungs.any() else full_box(img.shape)
+        items.append((f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY))
+    return SampleSet.stack(items, size)
+
+
+def medseg_names(root: Path, *, holdout: bool, limit: int | None = None) -> list[str]:
+    """MedSeg multiclass file stems, numerically sorted, training or held-out block."""
+    stems = sorted((p.stem for p in (root / "covid_seg_2d_medseg" / "multiclass" / "Imgs").glob("*.jpg")), key=int)
+    sel = [s for s in stems if (int(s) >= MEDSEG_HOLDOUT_FROM) == holdout]
+    return sel[:limit] if limit else sel
+
+
+def load_medseg(root: Path, stems: Iterable[str], size: int) -> SampleSet:
+    """MedSeg crops (already around the lungs) padded to a square, with 3-class targets."""
+    base = root / "covid_seg_2d_medseg" / "multiclass"
+    items = []
+    for s in stems:
+        img = _read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0
+        gt = _read_palette(base / "GT" / f"{s}.png").astype(np.uint8)
+        box = full_box(img.shape)
+        items.append((f"medseg/{s}", prepare_slice(img, box, size), prepare_label(gt, box, size), MULTICLASS))
+    return SampleSet.stack(items, size)
+
+
+def read_hu_volume(path: Path) -> tuple[np.ndarray, float]:
+    """A HU volume ``(Z, Y, X)`` and its in-plane pixel size (NRRD/NIfTI file or DICOM folder)."""
+    import SimpleITK as sitk
+
+    if any(f in str(path) for f in FORBIDDEN):
+        raise ValueError(f"{path} is the held-out test volume and must not be used for training")
+    if path.is_dir():
+        reader = sitk.ImageSeriesReader()
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path)))
+        image = reader.Execute()
+    else:
+        image = sitk.ReadImage(str(path))
+    return sitk.GetArrayFromImage(image).astype(np.float32), float(image.GetSpacing()[0])
+
+
+def inserted_samples(
+    volumes: Sequence[tuple[str, np.ndarray, float]],
+    size: int,
+    *,
+    variants: int,
+    negative_fraction: float,
+    seed: int,
+    min_lung_fraction: float = 0.03,
+) -> SampleSet:
+    """Slices of HU volumes with lesions inserted (``variants`` per slice) plus clean negatives."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for name, vol, pixel_mm in volumes:
+        for z in range(vol.shape[0]):
+            hu = vol[z]
+            lungs = lung_mask_2d(hu, pixel_mm=pixel_mm)
+            if lungs.mean() < min_lung_fraction:
+                continue
+            box = square_box(lungs)
+            for v in range(variants):
+                if rng.random() < negative_fraction:
+                    img, lab = hu, np.zeros(hu.shape, np.uint8)
+                else:
+                    ins = insert_lesions(hu, lungs, pixel_mm=pixel_mm, rng=rng)
+                    img, lab = ins.hu, ins.labels
+                items.append(
+                    (f"{name}/z{z}v{v}", prepare_slice(window_hu(img), box, size), prepare_label(lab, box, size), MULTICLASS)
+                )
+    logger.info("inserted samples: %d", len(items))
+    return SampleSet.stack(items, size)
+
+
+def concat(sets: Sequence[SampleSet], size: int) -> SampleSet:
+    sets = [s for s in sets if len(s)]
+    if not sets:
+        return SampleSet.empty(size)
+    return SampleSet(
+        np.concatenate([s.images for s in sets]),
+        np.concatenate([s.targets for s in sets]),
+        np.concatenate([s.kinds for s in sets]),
+        [n for s in sets for n in s.names],
+    )

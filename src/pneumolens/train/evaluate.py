@@ -1,0 +1,205 @@
+"""Evaluate the lesion model (ONNX, as shipped) on real held-out data.
+
+``python -m pneumolens.train.evaluate [--weights PATH] [--data DIR] [--json OUT]`` measures:
+
+- binary Dice on the held-out Zenodo block (slices 1258-1613, 4 whole cases never trained on),
+  at the slices' own 256x256 resolution, crop box from the provided lung masks as in training;
+- GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices (files >= 47);
+- slice-level infection detection AUC on ``covid_ct_md_P002`` (the whole 3D volume, through
+  ``pneumolens.io.load_scan`` -> ``anatomy.segment_lungs`` -> ``segment_lesions_model``), with
+  per-slice scores ``max`` (largest lesion probability in the lungs) and ``area`` (lesion
+  pixels in the lungs), against the radiologists' per-slice labels;
+- the fraction of lesion voxels the network predicts inside the lungs (without restriction),
+  the share of predicted lesion volume in the left lung (P002 has left-lobe disease only),
+- wall time of lungs + lesions on P002 and on a 150-slice volume built from it.
+
+Dice is pooled over all pixels of a set (sum of intersections over sum of sizes) and also
+averaged per slice (slices with empty truth and empty prediction count as 1, MONAI's
+``ignore_empty=False`` rule).
+
+Needs onnxruntime only (no torch) and the shared data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from pneumolens import models
+from pneumolens.lesions.model import segment_lesions_model, segment_slice_images
+from pneumolens.models import preprocess as pp
+from pneumolens.train import data as D
+
+logger = logging.getLogger(__name__)
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    s = int(pred.sum()) + int(truth.sum())
+    return float("nan") if s == 0 else 2.0 * float(np.logical_and(pred, truth).sum()) / s
+
+
+def _per_slice_mean(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
+    vals = [1.0 if (p.sum() + t.sum()) == 0 else _dice(p, t) for p, t in zip(preds, truths)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _pooled(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
+    inter = sum(int(np.logical_and(p, t).sum()) for p, t in zip(preds, truths))
+    total = sum(int(p.sum()) + int(t.sum()) for p, t in zip(preds, truths))
+    return float("nan") if total == 0 else 2.0 * inter / total
+
+
+def evaluate_zenodo(model: models.Model, root: Path) -> dict:
+    """Binary Dice on the held-out Zenodo block at 256x256."""
+    base = root / "covid_seg_2d_zenodo"
+    idx = D.zenodo_indices(root, holdout=True)
+    images, boxes, truths = [], [], []
+    for i in idx:
+        name = f"{i:04d}.png"
+        images.append(D._read_gray(base / "ct" / name).astype(np.float32) / 255.0)
+        lungs = D._read_gray(base / "lungs" / name) > 127
+        boxes.append(pp.square_box(lungs) if lungs.any() else pp.full_box(lungs.shape))
+        truths.append(D._read_gray(base / "covid" / name) > 127)
+    res = segment_slice_images(images, weights=model, boxes=boxes)
+    preds = [r.labels > 0 for r in res]
+    return {
+        "slices": len(idx),
+        "first_last": [idx[0], idx[-1]],
+        "dice_binary_pooled": _pooled(preds, truths),
+        "dice_binary_mean_per_slice": _per_slice_mean(preds, truths),
+    }
+
+
+def evaluate_medseg(model: models.Model, root: Path) -> dict:
+    """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices."""
+    base = root / "covid_seg_2d_medseg" / "multiclass"
+    stems = D.medseg_names(root, holdout=True)
+    images = [D._read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
+    truths = [D._read_palette(base / "GT" / f"{s}.png") for s in stems]
+    res = segment_slice_images(images, weights=model, boxes=[pp.full_box(im.shape) for im in images])
+    out: dict = {"slices": len(stems), "files": stems}
+    for name, cls in (("binary", None), ("ggo", 1), ("consolidation", 2)):
+        preds = [(r.labels > 0) if cls is None else (r.labels == cls) for r in res]
+        gts = [(t > 0) if cls is None else (t == cls) for t in truths]
+        out[f"dice_{name}_pooled"] = _pooled(preds, gts)
+        out[f"dice_{name}_mean_per_slice"] = _per_slice_mean(preds, gts)
+    return out
+
+
+def _slice_labels(root: Path, scan) -> np.ndarray:
+    """Per canonical z index: 1 infected, 0 not (matched on the slice position in mm)."""
+    with (root / "covid_ct_md_P002" / "labels.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    pos = np.array([float(r["image_position_z_mm"]) for r in rows])
+    lab = np.array([int(r["infection"]) for r in rows])
+    z_mm = np.array([(scan.affine @ np.array([k, 0.0, 0.0, 1.0]))[2] for k in range(scan.shape[0])])
+    nearest = np.abs(z_mm[:, None] - pos[None, :]).argmin(axis=1)
+    gap = np.abs(z_mm - pos[nearest]).max()
+    if gap > 0.5:
+        raise ValueError(f"P002 slice positions do not match labels.csv (largest gap {gap:.2f} mm)")
+    return lab[nearest]
+
+
+def evaluate_p002(model: models.Model, root: Path) -> dict:
+    """Slice-level AUC, lesions inside the lungs and timing on the P002 volume."""
+    from pneumolens.anatomy import segment_lungs
+    from pneumolens.io import load_scan
+    from pneumolens.validate.roc import mann_whitney_auc
+
+    scan = load_scan(root / "covid_ct_md_P002" / "dicom")
+    truth = _slice_labels(root, scan)
+    t0 = time.perf_counter()
+    lungs = segment_lungs(scan.volume, scan.spacing)
+    t_lungs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    les = segment_lesions_model(scan.volume, scan.spacing, lungs, weights=model)
+    t_lesions = time.perf_counter() - t0
+    raw = segment_lesions_model(scan.volume, scan.spacing, lungs, weights=model, restrict_to_lungs=False)
+    lung = lungs.union
+    scores = {
+        "max": les.probability.max(axis=(1, 2)),
+        "area": (les.labels > 0).sum(axis=(1, 2)).astype(float),
+        "probability_sum": les.probability.sum(axis=(1, 2)),
+    }
+    aucs = {k: mann_whitney_auc(v[truth == 1], v[truth == 0]) for k, v in scores.items()}
+    raw_any = raw.labels > 0
+    ml = scan.voxel_volume_ml
+    return {
+        "slices": int(truth.size),
+        "infected_slices": int(truth.sum()),
+        "auc": aucs,
+        "lesion_ml": float((les.labels > 0).sum() * ml),
+        "ggo_ml": float((les.labels == 1).sum() * ml),
+        "consolidation_ml": float((les.labels == 2).sum() * ml),
+        "fraction_left_lung": float(((les.labels > 0) & lungs.left).sum() / max(1, (les.labels > 0).sum())),
+        "fraction_inside_lungs_unrestricted": float((raw_any & lung).sum() / max(1, raw_any.sum())),
+        "lesion_slices_without_infection_label": int(((les.labels > 0).any(axis=(1, 2)) & (truth == 0)).sum()),
+        "seconds_lungs": round(t_lungs, 2),
+        "seconds_lesions": round(t_lesions, 2),
+        "shape": list(scan.shape),
+    }
+
+
+def time_150(model: models.Model, root: Path, *, repeats: int = 1) -> dict:
+    """Wall time of lungs + lesions on a 512x512x150 volume (P002 with 17 slices repeated)."""
+    from pneumolens.anatomy import segment_lungs
+    from pneumolens.io import load_scan
+
+    scan = load_scan(root / "covid_ct_md_P002" / "dicom")
+    vol = np.concatenate([scan.volume, scan.volume[-(150 - scan.shape[0]) :]])[:150]
+    best = {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        lungs = segment_lungs(vol, scan.spacing)
+        t1 = time.perf_counter()
+        segment_lesions_model(vol, scan.spacing, lungs, weights=model)
+        t2 = time.perf_counter()
+        run = {"lungs": t1 - t0, "lesions": t2 - t1, "total": t2 - t0}
+        best = run if not best or run["total"] < best["total"] else best
+    return {"shape": list(vol.shape), **{k: round(v, 2) for k, v in best.items()}}
+
+
+def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True) -> dict:
+    """All measurements, as a JSON-able dict."""
+    model = models.load(weights or models.LESION_MODEL, threads=threads)
+    out = {
+        "model": model.name,
+        "sha256": model.meta["sha256"],
+        "date": date.today().isoformat(),
+        "zenodo_holdout": evaluate_zenodo(model, root),
+        "medseg_holdout": evaluate_medseg(model, root),
+        "covid_ct_md_P002": evaluate_p002(model, root),
+    }
+    if timing:
+        out["timing_512x512x150"] = time_150(model, root)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pneumolens.train.config import RecipeConfig
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=None, help="ONNX path (default: the shipped lesion_unet2d)")
+    parser.add_argument("--data", type=Path, default=None, help="shared data folder")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here too")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-timing", action="store_true")
+    args = parser.parse_args(argv)
+    root = args.data or RecipeConfig(base_dir=Path(__file__).resolve().parents[3] / "configs").data_root()
+    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

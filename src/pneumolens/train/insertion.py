@@ -1,0 +1,148 @@
+"""Pneumonia-like lesions inserted into real HU CT slices, with known masks.
+
+Used to give the lesion model HU-domain training cases with a ground-glass / consolidation
+split (the real 2D sets are windowed or CLAHE-processed, and only 50 slices carry the split).
+
+Shapes follow the typical distribution of viral and bacterial pneumonia on CT (Bernheim et al.,
+Radiology 2020, doi 10.1148/radiol.2020200463; Shi et al., Lancet Infect Dis 2020): peripheral
+subpleural patches, multifocal scattered foci, and lobar/dependent consolidation. Intensities:
+ground-glass raises lung attenuation to about -750..-400 HU while vessels stay visible (the
+maximum of the lesion field and the original), consolidation replaces the parenchyma with
+about -100..+50 HU soft tissue that hides the vessels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from pneumolens.masks import CONSOLIDATION, GGO
+from pneumolens.models.preprocess import enclosed_regions
+
+PATTERNS = ("peripheral", "multifocal", "lobar")
+
+
+@dataclass(frozen=True)
+class InsertedSlice:
+    """A HU slice with inserted lesions and their labels (0 none, 1 GGO, 2 consolidation)."""
+
+    hu: np.ndarray
+    labels: np.ndarray
+    pattern: str
+
+
+def lung_mask_2d(hu: np.ndarray, *, pixel_mm: float, threshold_hu: float = -400.0) -> np.ndarray:
+    """Rough lung mask of one axial HU slice: air inside the body, border air removed.
+
+    Good enough to place synthetic lesions (not a lung segmentation for analysis).
+    """
+    # Pockets under 3 cm^2 are bowel gas or noise, not lung.
+    return enclosed_regions(hu < threshold_hu, min_pixels=int(300.0 / pixel_mm**2))
+
+
+def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    return field / (field.std() + 1e-6)
+
+
+def _blob(shape: tuple[int, int], centre: tuple[float, float], radius_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Soft irregular blob in [0, 1]: a noisy ellipse."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    ay, ax = radius_px * rng.uniform(0.6, 1.4), radius_px * rng.uniform(0.6, 1.4)
+    theta = rng.uniform(0, np.pi)
+    dy, dx = yy - centre[0], xx - centre[1]
+    ry = (dy * np.cos(theta) - dx * np.sin(theta)) / ay
+    rx = (dy * np.sin(theta) + dx * np.cos(theta)) / ax
+    r = np.sqrt(ry**2 + rx**2)
+    wobble = 0.35 * _smooth_noise(shape, max(radius_px / 3.0, 1.0), rng)
+    return np.clip((1.0 - (r + wobble)) * 3.0, 0.0, 1.0)
+
+
+def _region(lungs: np.ndarray, pattern: str, pixel_mm: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Soft regions (one per focus) inside ``lungs`` for the given pattern."""
+    shape = lungs.shape
+    coords = np.argwhere(lungs)
+    if pattern == "lobar":
+        # Dependent (posterior, larger y) part of one lung, with an irregular front.
+        lab, n = ndimage.label(lungs)
+        sizes = ndimage.sum_labels(lungs, lab, index=np.arange(1, n + 1))
+        pick = int(rng.choice(np.arange(1, n + 1), p=sizes / sizes.sum()))
+        lung = lab == pick
+        ys = np.nonzero(lung.any(axis=1))[0]
+        cut = ys[0] + rng.uniform(0.35, 0.8) * (ys[-1] - ys[0])
+        yy = np.mgrid[: shape[0], : shape[1]][0].astype(np.float32)
+        front = yy - cut + 6.0 * _smooth_noise(shape, 10.0 / pixel_mm, rng) / pixel_mm
+        return [np.clip(front / 3.0, 0.0, 1.0) * lung]
+    if pattern == "peripheral":
+        dist_mm = ndimage.distance_transform_edt(lungs) * pixel_mm
+        coords = np.argwhere(lungs & (dist_mm < 12.0))
+        n_foci, radius_mm = rng.integers(1, 4), (8.0, 30.0)
+    else:
+        n_foci, radius_mm = rng.integers(3, 9), (4.0, 14.0)
+    if coords.size == 0:
+        return []
+    regions = []
+    for _ in range(int(n_foci)):
+        cy, cx = coords[rng.integers(len(coords))]
+        regions.append(_blob(shape, (cy, cx), rng.uniform(*radius_mm) / pixel_mm, rng) * lungs)
+    return regions
+
+
+def insert_lesions(
+    hu: np.ndarray,
+    lungs: np.ndarray,
+    *,
+    pixel_mm: float,
+    rng: np.random.Generator,
+    pattern: str | None = None,
+) -> InsertedSlice:
+    """Insert pneumonia-like lesions into one HU slice.
+
+    Parameters
+    ----------
+    hu
+        ``(Y, X)`` slice in HU (not modified).
+    lungs
+        ``(Y, X)`` boolean lung mask of the slice.
+    pixel_mm
+        In-plane pixel size in mm.
+    rng
+        Random generator (the caller owns the seed).
+    pattern
+        One of :data:`PATTERNS`; random when ``None``.
+
+    Returns
+    -------
+    InsertedSlice
+        HU with lesions (float32) and uint8 labels (1 GGO, 2 consolidation), inside ``lungs``.
+    """
+    if pattern is None:
+        pattern = str(rng.choice(PATTERNS, p=[0.45, 0.35, 0.2]))
+    if pattern not in PATTERNS:
+        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+    out = np.asarray(hu, dtype=np.float32).copy()
+    labels = np.zeros(hu.shape, dtype=np.uint8)
+    noise = 18.0 * rng.standard_normal(hu.shape).astype(np.float32)
+    for soft in _region(lungs, pattern, pixel_mm, rng):
+        soft = ndimage.gaussian_filter(soft.astype(np.float32), 1.0) * lungs
+        kind = rng.choice(["ggo", "consolidation", "mixed"], p=[0.55, 0.15, 0.30] if pattern != "lobar" else [0.25, 0.45, 0.30])
+        texture = _smooth_noise(hu.shape, rng.uniform(1.0, 3.0), rng)
+        ggo_hu = rng.uniform(-750.0, -420.0) + 45.0 * texture + noise
+        cons_hu = rng.uniform(-90.0, 50.0) + 20.0 * texture + noise
+        if kind in ("ggo", "mixed"):
+            out = out + soft * (np.maximum(out, ggo_hu) - out)
+            labels[(soft > 0.5) & (labels == 0)] = GGO
+        if kind in ("consolidation", "mixed"):
+            core = soft if kind == "consolidation" else np.clip((soft - 0.6) * 2.5, 0.0, 1.0) * (
+                _smooth_noise(hu.shape, 4.0, rng) > -0.3
+            )
+            core = ndimage.gaussian_filter(core.astype(np.float32), 0.7)
+            # Air bronchograms: thin branching air lines kept inside consolidation.
+            bronchi = np.abs(_smooth_noise(hu.shape, 3.0, rng)) < 0.06
+            cons = np.where(bronchi & (rng.random() < 0.5), out, cons_hu)
+            out = out + core * (cons - out)
+            labels[core > 0.5] = CONSOLIDATION
+    labels[~lungs] = 0
+    return InsertedSlice(hu=out, labels=labels, pattern=pattern)

@@ -1,0 +1,158 @@
+"""Segmentation overlap and distance metrics, per case and summarised over cases.
+
+Metrics of a predicted mask ``P`` against a truth mask ``T`` (boolean arrays, 2D or 3D):
+
+* Dice ``2|P∩T| / (|P| + |T|)``, IoU ``|P∩T| / |P∪T|``,
+  sensitivity ``|P∩T| / |T|``, precision ``|P∩T| / |P|``;
+* HD95: the larger of the two directed 95th percentiles of the distances (in mm, with
+  ``spacing``) from the surface voxels of one mask to the surface of the other; surfaces are the
+  mask minus its erosion by the face-connected structuring element (as MONAI and MedPy).
+
+Empty masks: the rule is explicit, not a silent 0.
+
+=============  ==============  =============  =====  ===========  =========  ====
+truth          prediction      Dice / IoU     sens.  precision    HD95       kind
+=============  ==============  =============  =====  ===========  =========  ====
+empty          empty           ``both_empty``  NaN   NaN          0 or NaN   "both"
+empty          not empty       0              NaN    0            NaN        "truth"
+not empty      empty           0              0      NaN          NaN        "prediction"
+=============  ==============  =============  =====  ===========  =========  ====
+
+``both_empty="one"`` (default) scores a correctly empty prediction as a perfect match (Dice 1,
+IoU 1, HD95 0); ``both_empty="nan"`` leaves such cases out of the Dice/IoU/HD95 summaries
+(MONAI's ``ignore_empty``). Summaries skip NaN and report how many cases each metric used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+from scipy.stats import t as student_t
+
+from pneumolens.errors import InputError
+
+NAN = float("nan")
+METRICS = ("dice", "iou", "sensitivity", "precision", "hd95")
+
+
+@dataclass(frozen=True)
+class SegmentationMetrics:
+    """Metrics of one case. ``empty`` is ``""``, ``"both"``, ``"truth"`` or ``"prediction"``."""
+
+    dice: float
+    iou: float
+    sensitivity: float
+    precision: float
+    hd95: float
+    truth_voxels: int
+    pred_voxels: int
+    empty: str
+
+
+def _check_pair(
+    pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...] | None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    p = np.asarray(pred)
+    t = np.asarray(truth)
+    if p.shape != t.shape:
+        raise InputError(
+            f"prediction shape {p.shape} differs from truth shape {t.shape}",
+            todo="resample the prediction onto the truth grid",
+        )
+    if p.ndim not in (2, 3):
+        raise InputError(f"masks must be 2D or 3D, got {p.ndim} dimensions")
+    if spacing is None:
+        spacing = (1.0,) * p.ndim
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != p.ndim or not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise InputError(f"spacing must be {p.ndim} positive numbers in mm, got {spacing}")
+    return p.astype(bool), t.astype(bool), spacing
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
+
+
+def hd95(pred: np.ndarray, truth: np.ndarray, *, spacing: tuple[float, ...] | None = None) -> float:
+    """95th-percentile Hausdorff distance in mm (NaN if either mask is empty)."""
+    p, t, spacing = _check_pair(pred, truth, spacing)
+    if not p.any() or not t.any():
+        return NAN
+    sp, st = _surface(p), _surface(t)
+    # Distance from every voxel to the nearest surface voxel of the other mask.
+    to_t = ndimage.distance_transform_edt(~st, sampling=spacing)
+    to_p = ndimage.distance_transform_edt(~sp, sampling=spacing)
+    return float(max(np.percentile(to_t[sp], 95), np.percentile(to_p[st], 95)))
+
+
+def segmentation_metrics(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    *,
+    spacing: tuple[float, ...] | None = None,
+    both_empty: Literal["one", "nan"] = "one",
+) -> SegmentationMetrics:
+    """Dice, IoU, sensitivity, precision and HD95 of one case.
+
+    Parameters
+    ----------
+    pred, truth
+        Masks of the same shape ``(Y, X)`` or ``(Z, Y, X)``; non-zero is foreground.
+    spacing
+        Voxel size in mm along each axis (``(z, y, x)`` for 3D); 1 per axis if omitted (then
+        HD95 is in voxels).
+    both_empty
+        Score of a case where truth and prediction are both empty (see the module docstring).
+    """
+    if both_empty not in ("one", "nan"):
+        raise InputError(f"both_empty must be 'one' or 'nan', got {both_empty!r}")
+    p, t, spacing = _check_pair(pred, truth, spacing)
+    n_p, n_t = int(p.sum()), int(t.sum())
+    inter = int(np.count_nonzero(p & t))
+    if n_p == 0 and n_t == 0:
+        perfect = 1.0 if both_empty == "one" else NAN
+        return SegmentationMetrics(
+            perfect, perfect, NAN, NAN, 0.0 if both_empty == "one" else NAN, 0, 0, "both"
+        )
+    dice = 2.0 * inter / (n_p + n_t)
+    iou = inter / (n_p + n_t - inter)
+    sens = inter / n_t if n_t else NAN
+    prec = inter / n_p if n_p else NAN
+    empty = "truth" if n_t == 0 else "prediction" if n_p == 0 else ""
+    distance = hd95(p, t, spacing=spacing) if not empty else NAN
+    return SegmentationMetrics(dice, iou, sens, prec, distance, n_t, n_p, empty)
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Summary of one metric over cases (NaNs skipped; ``n`` cases used)."""
+
+    n: int
+    mean: float
+    sd: float
+    median: float
+    q1: float
+    q3: float
+    ci: tuple[float, float]
+
+
+def summarize(values: np.ndarray | list[float], *, level: float = 0.95) -> MetricSummary:
+    """Mean ± SD, median [IQR] and a t-based CI of the mean, over the finite values."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    n = int(v.size)
+    if n == 0:
+        return MetricSummary(0, NAN, NAN, NAN, NAN, NAN, (NAN, NAN))
+    mean = float(v.mean())
+    sd = float(v.std(ddof=1)) if n > 1 else NAN
+    q1, med, q3 = (float(x) for x in np.percentile(v, [25, 50, 75]))
+    if n > 1:
+        half = float(student_t.ppf(0.5 + level / 2.0, n - 1)) * sd / np.sqrt(n)
+        ci = (mean - half, mean + half)
+    else:
+        ci = (NAN, NAN)
+    return MetricSummary(n, mean, sd, med, q1, q3, ci)

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from pneumolens.config import Config
+from pneumolens.errors import InputError
+from pneumolens.io.scan import scan_from_array
+from pneumolens.pipeline import STAGES, analyze
+from pneumolens.synthetic import make_abdomen_phantom, make_chest_phantom
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_chest_phantom(seed=3)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+
+
+def test_analyze_phantom_density(phantom):
+    scan = scan_from_array(phantom.volume, phantom.spacing)
+    seen = []
+    result = analyze(scan, Config(method="density"), progress=lambda stage, i, n: seen.append(stage))
+    assert seen == [s for s in STAGES if s != "read"]
+    assert set(result.timings_s) == {"lungs", "lesions", "findings"}
+    # lungs and lesions agree with the phantom's known masks
+    assert _dice(result.lungs.union, phantom.lung_labels > 0) > 0.9
+    assert _dice(result.lesions.any, phantom.lesion_labels > 0) > 0.6
+    voxel_ml = float(np.prod(phantom.spacing)) / 1000
+    truth_ml = np.count_nonzero(phantom.lesion_labels) * voxel_ml
+    assert result.findings.region("lungs").lesion_ml == pytest.approx(truth_ml, rel=0.35)
+    assert len(result.findings.slices) == phantom.volume.shape[0]
+    # lesions stay inside the lungs
+    assert not np.any(result.lesions.any & ~result.lungs.union)
+
+
+def test_analyze_leaves_input_untouched(phantom):
+    scan = scan_from_array(phantom.volume, phantom.spacing)
+    before = scan.volume.copy()
+    analyze(scan, Config(method="density"))
+    np.testing.assert_array_equal(scan.volume, before)
+
+
+def test_no_lungs_is_an_input_error():
+    p = make_abdomen_phantom()
+    with pytest.raises(InputError, match="[Nn]o lungs"):
+        analyze(scan_from_array(p.volume, p.spacing), Config(method="density"))

@@ -1,0 +1,90 @@
+"""Training smoke test: a few steps on phantom slices, resume, ONNX export, reload, compare."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+pytest.importorskip("monai", reason="training needs the 'train' extra (monai)")
+
+from pneumolens import models  # noqa: E402
+from pneumolens.errors import InputError, ModelError  # noqa: E402
+from pneumolens.train.config import load_config  # noqa: E402
+from pneumolens.train.export import MAX_ABS_DIFF, export_recipe  # noqa: E402
+from pneumolens.train.lesions import lesion_loss, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "configs" / "lesions_smoke.toml"
+
+
+def _smoke_config(tmp_path: Path):
+    cfg = load_config(SMOKE)
+    train_cfg = dataclasses.replace(cfg.train, out_dir=str(tmp_path / "run"))
+    export_cfg = dataclasses.replace(cfg.export, onnx=str(tmp_path / "run" / "smoke.onnx"))
+    return dataclasses.replace(cfg, train=train_cfg, export=export_cfg)
+
+
+def test_smoke_train_export_reload(tmp_path: Path) -> None:
+    cfg = _smoke_config(tmp_path)
+    best = train(cfg, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert all(np.isfinite(r["loss"]) for r in log)
+
+    report = export_recipe(cfg, best)
+    assert report["max_abs_diff"] <= MAX_ABS_DIFF
+    model = models.load(report["onnx"])
+    assert model.input_size == 64
+    x = np.random.default_rng(1).random((5, 1, 64, 64), dtype=np.float32)
+    prob = model.run(x)
+    assert prob.shape == (5, 3, 64, 64)
+    np.testing.assert_allclose(prob.sum(axis=1), 1.0, atol=1e-5)
+
+    # A changed byte must be caught by the checksum.
+    onnx_path = Path(report["onnx"])
+    data = bytearray(onnx_path.read_bytes())
+    data[-1] ^= 0xFF
+    onnx_path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        models.load(onnx_path)
+
+
+def test_resume_continues_after_last_epoch(tmp_path: Path) -> None:
+    cfg = _smoke_config(tmp_path)
+    train(cfg, progress=False, stop_after_epoch=1)
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1
+    train(cfg, resume=True, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    assert log[1]["step"] == 2 * log[0]["step"]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "target_value"),
+    [([0, 0], 1), ([1, 1], 1), ([1, 1], 2), ([0, 1], 2)],
+)
+def test_loss_lower_for_correct_prediction(kinds: list[int], target_value: int) -> None:
+    target = torch.zeros(2, 16, 16, dtype=torch.uint8)
+    target[:, 4:12, 4:12] = target_value
+    good = torch.full((2, 3, 16, 16), -8.0)
+    good[:, 0][target == 0] = 8.0
+    good[:, target_value][target == target_value] = 8.0
+    bad = good.flip(1)
+    k = torch.tensor(kinds, dtype=torch.int8)
+    assert float(lesion_loss(good, target, k)) < 0.1 < float(lesion_loss(bad, target, k))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[data]\nbogus = 1\n", "unknown keys"), ("[nope]\n", "unknown sections"), ("[data\n", "not valid TOML")],
+)
+def test_bad_config_is_input_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_config(path)
