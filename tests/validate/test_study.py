@@ -320,3 +320,45 @@ def test_asah_report_matches_pROC(asah_csv: Path, tmp_path: Path):
     assert comp["statistic"] == pytest.approx(2.20898359144091, abs=1e-6)
     assert comp["difference_ci"] == pytest.approx([0.0104061769564846, 0.174214419249478], abs=1e-6)
     assert np.isclose(comp["p_value"], 0.0271757822291882, atol=1e-6)
+
+
+def test_bootstrap_and_normal_reference_options(tmp_path: Path):
+    csv_path = tmp_path / "small.csv"
+    make_cohort(n_per_class=25, seed=3).to_csv(csv_path, index=False)
+    out = tmp_path / "o"
+    base = [
+        "evaluate",
+        str(csv_path),
+        "--truth",
+        "diagnosis",
+        "--positive",
+        "covid",
+        "--negative",
+        "normal",
+        "--score",
+        "model_a",
+        "--score",
+        "model_b",
+        "--subgroup",
+        "sex",
+        "--bootstrap",
+        "300",
+        "--seed",
+        "5",
+    ]
+    assert main([*base, "--ci-method", "bootstrap", "--unpaired", "normal", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    task = report["tasks"][0]
+    assert task["auc_ci_method"] == "bootstrap" and task["auc_ci"] == task["auc_ci_bootstrap"]
+    assert task["auc_ci"] != task["auc_ci_delong"]
+    assert report["comparisons"][0]["method"] == "delong_paired"
+    sub = report["subgroups"][0]["comparisons"][0]
+    assert sub["method"] == "delong_unpaired_z" and sub["df"] is None
+
+    out2 = tmp_path / "o2"
+    assert main([*base, "--compare-method", "bootstrap", "--out", str(out2)]) == 0
+    report2 = json.loads((out2 / "report.json").read_text())
+    assert report2["comparisons"][0]["method"] == "bootstrap_paired"
+    assert report2["subgroups"][0]["comparisons"][0]["method"] == "bootstrap_unpaired"
+    # Same seed, same bootstrap CI.
+    assert report2["tasks"][0]["auc_ci_bootstrap"] == task["auc_ci_bootstrap"]

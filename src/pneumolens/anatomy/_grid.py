@@ -19,8 +19,8 @@ def check_volume(volume: np.ndarray, spacing: Sequence[float]) -> tuple[float, f
 
 
 def reduction_factors(spacing: Sequence[float], target_mm: Sequence[float]) -> tuple[int, int, int]:
-    """Integer block sizes so that ``spacing * factor`` comes close to ``target_mm`` (never above 2x)."""
-    return tuple(max(1, int(t // s)) for s, t in zip(spacing, target_mm))  # type: ignore[return-value]
+    """Integer block sizes so that ``spacing * factor`` comes closest to ``target_mm``."""
+    return tuple(max(1, int(round(t / s))) for s, t in zip(spacing, target_mm))  # type: ignore[return-value]
 
 
 def block_mean(volume: np.ndarray, factors: Sequence[int]) -> np.ndarray:

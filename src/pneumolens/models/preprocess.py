@@ -123,6 +123,40 @@ def resize(image: np.ndarray, size: int | tuple[int, int], *, order: int) -> np.
     return np.pad(out, pad, mode="edge") if any(p[1] for p in pad) else out
 
 
+def interpolation_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear interpolation weights on the pixel-area grid (``grid_mode``),
+    edges clamped: ``M @ v`` resamples a length-``n_in`` signal to ``n_out`` samples."""
+    pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    pos = np.clip(pos, 0.0, n_in - 1.0)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    w = (pos - lo).astype(np.float32)
+    m = np.zeros((n_out, n_in), dtype=np.float32)
+    m[np.arange(n_out), lo] += 1.0 - w
+    m[np.arange(n_out), hi] += w
+    return m
+
+
+def restore_region(stack: np.ndarray, box: Box, shape: tuple[int, int]) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Resample network outputs ``(N, S, S)`` back onto the image part covered by ``box``.
+
+    Returns the ``(N, h, w)`` values and the ``(y, x)`` slices of the image they belong to
+    (the box clipped to the image); separable linear interpolation as two matrix products,
+    which is much faster than ``ndimage.zoom`` on whole volumes.
+    """
+    h, w = shape
+    ys = slice(max(box.y0, 0), min(box.y0 + box.side, h))
+    xs = slice(max(box.x0, 0), min(box.x0 + box.side, w))
+    n = stack.shape[-1]
+    m = interpolation_matrix(n, box.side)
+    my = m[ys.start - box.y0 : ys.stop - box.y0]
+    mx = m[xs.start - box.x0 : xs.stop - box.x0]
+    flat = stack.astype(np.float32, copy=False)
+    along_x = flat.reshape(-1, n) @ mx.T  # (N*S, w): one GEMM
+    out = np.tensordot(my, along_x.reshape(stack.shape[0], n, -1), axes=([1], [1]))  # (h, N, w)
+    return np.ascontiguousarray(out.transpose(1, 0, 2)), (ys, xs)
+
+
 def clahe(image01: np.ndarray) -> np.ndarray:
     """CLAHE of a 2D ``[0, 1]`` image with the shared clip limit (float32 out)."""
     from skimage.exposure import equalize_adapthist

@@ -417,9 +417,13 @@ def evaluate(
     score: str,
     options: StudyOptions,
     threshold: str | float | None = None,
+    direction: str | None = None,
     seed_offset: int = 0,
 ) -> TaskResult:
-    """Evaluate one score on one task (rows with label -1 or a NaN score are left out)."""
+    """Evaluate one score on one task (rows with label -1 or a NaN score are left out).
+
+    ``threshold`` and ``direction`` override the options (subgroups use the whole task's).
+    """
     in_task = labels >= 0
     valid = in_task & np.isfinite(scores)
     y, s = labels[valid] == 1, scores[valid]
@@ -442,7 +446,7 @@ def evaluate(
             None,
             note=f"not estimable: {n_pos} positive(s), {n_neg} negative(s)",
         )
-    roc = roc_curve(y, s, direction=options.direction)
+    roc = roc_curve(y, s, direction=options.direction if direction is None else direction)
     var = delong_variance(roc)
     ci_delong = delong_ci(roc, level=options.level)
     ci_boot = None
@@ -695,6 +699,7 @@ def run_study(
                     score=overall.score,
                     options=options,
                     threshold=threshold,
+                    direction=overall.roc.direction,
                 )
                 entries.append(res)
             per_group[glabel] = {(e.task, e.score): e for e in entries}
