@@ -225,7 +225,7 @@ def _vessel_tree(c: _Canvas, rng: np.random.Generator, root: np.ndarray, toward:
                  lung: np.ndarray, lung_len: float) -> np.ndarray:
     """Paint a branching vessel tree (tubes 30-60 HU, thinning peripherally) clipped to ``lung``."""
     vessels = np.zeros(c.shape, dtype=bool)
-    stack = [(root, toward / np.linalg.norm(toward), 0.35 * lung_len, 4.5, 0)]
+    stack = [(root, toward / np.linalg.norm(toward), 0.35 * lung_len, 3.5, 0)]
     while stack:
         p0, d, length, radius, depth = stack.pop()
         p1 = p0 + d * length
@@ -270,7 +270,7 @@ def make_chest_phantom(
     """Build a chest CT phantom with lungs, airways, vessels and pneumonia-like lesions.
 
     The anatomy is laid out as fractions of the field of view (``shape * spacing``) except the
-    trachea (18 mm) and vessel calibres (4.5 mm at the hilum down to < 1 mm), which are in mm.
+    trachea (18 mm) and vessel calibres (7 mm at the hilum down to < 1.5 mm), which are in mm.
 
     Parameters
     ----------
@@ -427,7 +427,7 @@ def make_head_phantom(
     for dx in (-0.06, 0.06):  # lateral ventricles
         c.paint(*c.ellipsoid(centre + np.array([0.05 * e[0], 0, dx * e[2]]), e * [0.08, 0.12, 0.03]), 5)
     for dx in (-0.12, 0.12):  # maxillary sinuses, anterior-inferior
-        c.paint(*c.ellipsoid(centre + np.array([-0.3 * e[0], -0.25 * e[1], dx * e[2]]), [12.0, 12.0, 10.0]), AIR_HU)
+        c.paint(*c.ellipsoid(centre + np.array([-0.2 * e[0], -0.2 * e[1], dx * e[2]]), [12.0, 12.0, 10.0]), AIR_HU)
     return _empty_truth(c, c.finish(rng, noise_hu))
 
 

@@ -20,7 +20,7 @@ def check_volume(volume: np.ndarray, spacing: Sequence[float]) -> tuple[float, f
 
 def reduction_factors(spacing: Sequence[float], target_mm: Sequence[float]) -> tuple[int, int, int]:
     """Integer block sizes so that ``spacing * factor`` comes closest to ``target_mm``."""
-    return tuple(max(1, int(round(t / s))) for s, t in zip(spacing, target_mm))  # type: ignore[return-value]
+    return tuple(max(1, round(t / s)) for s, t in zip(spacing, target_mm))  # type: ignore[return-value]
 
 
 def block_mean(volume: np.ndarray, factors: Sequence[int]) -> np.ndarray:
@@ -50,17 +50,30 @@ def block_expand(mask: np.ndarray, factors: Sequence[int], shape: Sequence[int])
     return np.ascontiguousarray(out[: shape[0], : shape[1], : shape[2]])
 
 
-def fill_slices(mask: np.ndarray) -> np.ndarray:
-    """Fill holes in every axial slice (2D, background connected through the slice edges)."""
+def fill_slices(mask: np.ndarray, *, max_hole_px: int | None = None) -> np.ndarray:
+    """Fill holes in every axial slice (2D, background connected through the slice edges).
+
+    With ``max_hole_px``, only holes of at most that many pixels are filled.
+    """
     out = np.empty_like(mask, dtype=bool)
     for k in range(mask.shape[0]):
-        out[k] = fill_voids.fill(mask[k]) if mask[k].any() else False
+        if not mask[k].any():
+            out[k] = False
+            continue
+        filled = fill_voids.fill(mask[k])
+        if max_hole_px is not None:
+            holes = filled & ~mask[k]
+            if holes.any():
+                # dust(invert=True) drops the components of threshold pixels or more.
+                small = cc3d.dust(holes, threshold=int(max_hole_px) + 1, connectivity=4, invert=True) > 0
+                filled = mask[k] | small
+        out[k] = filled
     return out
 
 
-def fill_3d_and_slices(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed cavities in 3D, then remaining holes slice by slice."""
-    return fill_slices(fill_voids.fill(mask))
+def fill_3d_and_slices(mask: np.ndarray, *, max_hole_px: int | None = None) -> np.ndarray:
+    """Fill enclosed cavities in 3D, then remaining (small) holes slice by slice."""
+    return fill_slices(fill_voids.fill(mask), max_hole_px=max_hole_px)
 
 
 def largest_component(mask: np.ndarray, *, connectivity: int = 6) -> np.ndarray:

@@ -23,7 +23,9 @@ The method is classical image processing (no model), fast on a CPU:
    re-attached when they touch it; bowel and stomach gas, behind the diaphragm, do not.
    Finally each lung grows (up to 10 mm, in-plane) into connected voxels below ``opacity_hu``,
    which recovers ground-glass at the lung border.
-6. Cavities and holes are filled (3D, then slice by slice).
+6. Cavities are filled in 3D, then in-slice holes up to ``SLICE_HOLE_MAX_MM2`` (vessels and
+   bronchi entering at the hilum); a bigger in-slice hole, open in 3D, is the dome of the liver
+   or spleen ringed by a lung base and stays out.
 
 References: Hu, Hoffman & Reinhardt, "Automatic lung segmentation for accurate quantitation of
 volumetric X-ray CT images", IEEE TMI 20(6), 2001, doi 10.1109/42.929615 (threshold, airway
@@ -59,6 +61,9 @@ WORK_SPACING_MM = (2.5, 1.2, 1.2)
 TRACHEA_AREA_MM2 = (40.0, 800.0)  # lumen area of a trachea, 7-32 mm in diameter
 AIRWAY_MAX_AREA_MM2 = 1200.0  # a tracked airway section larger than this has leaked into lung
 BONE_HU = 250.0
+# In-slice holes up to this area are filled (vessels, bronchi, lesions that reach the hilum);
+# bigger ones only when enclosed in 3D, so the liver/spleen dome ringed by a lung base stays out.
+SLICE_HOLE_MAX_MM2 = 1000.0
 
 _PLANE = np.zeros((3, 3, 3), dtype=bool)
 _PLANE[1] = ndimage.generate_binary_structure(2, 1)
@@ -135,8 +140,9 @@ def segment_lungs(
     labels = _close_dense_lesions(labels, sm, body, wsp, max_hull_hu=max_hull_hu, wall_mm=wall_mm)
     labels = _attach_fragments(labels, fragments)
     labels = _grow_into_opacities(labels, (sm < opacity_hu) & body & ~airways_wide, wsp, grow_mm=10.0)
+    max_hole_px = int(SLICE_HOLE_MAX_MM2 / (wsp[1] * wsp[2]))
     for lab in (RIGHT_LUNG, LEFT_LUNG):
-        filled = fill_3d_and_slices(labels == lab)
+        filled = fill_3d_and_slices(labels == lab, max_hole_px=max_hole_px)
         labels[filled & (labels == 0)] = lab
     removed = airways_wide & (labels == 0)
 
@@ -284,7 +290,7 @@ def _attach_fragments(labels: np.ndarray, fragments: np.ndarray) -> np.ndarray:
     if not fragments.any():
         return labels
     out = labels.copy()
-    lab, n = cc3d.connected_components(fragments, connectivity=6, return_N=True)
+    lab, _n = cc3d.connected_components(fragments, connectivity=6, return_N=True)
     for side in (RIGHT_LUNG, LEFT_LUNG):
         touching = ndimage.binary_dilation(labels == side, structure=ndimage.generate_binary_structure(3, 1))
         ids = np.unique(lab[touching & (lab > 0)])
@@ -401,7 +407,7 @@ def _close_dense_lesions(labels: np.ndarray, sm: np.ndarray, body: np.ndarray, w
                 if wd[i] > wall_mm:
                     continue
                 comp = comps == i
-                grow = int(round(min(0.1 * c_n[i] * wsp[2], 6.0) / wsp[2]))
+                grow = round(min(0.1 * c_n[i] * wsp[2], 6.0) / wsp[2])
                 if grow > 0:
                     comp |= ndimage.binary_dilation(comp, iterations=grow) & outside & allowed[box]
                 out[k][box][comp] = lab
@@ -413,7 +419,7 @@ def _grow_into_opacities(labels: np.ndarray, allowed: np.ndarray, wsp: Sequence[
                          grow_mm: float) -> np.ndarray:
     """Grow each lung in-plane, through ``allowed`` voxels only, by up to ``grow_mm``."""
     out = labels.copy()
-    steps = max(1, int(round(grow_mm / wsp[1])))
+    steps = max(1, round(grow_mm / wsp[1]))
     free = allowed & (labels == 0)
     for lab in (RIGHT_LUNG, LEFT_LUNG):
         m = labels == lab

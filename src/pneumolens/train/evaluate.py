@@ -56,10 +56,10 @@ def _pooled(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
     return float("nan") if total == 0 else 2.0 * inter / total
 
 
-def evaluate_zenodo(model: models.Model, root: Path) -> dict:
-    """Binary Dice on the held-out Zenodo block at 256x256."""
+def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1) -> dict:
+    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice)."""
     base = root / "covid_seg_2d_zenodo"
-    idx = D.zenodo_indices(root, holdout=True)
+    idx = D.zenodo_indices(root, holdout=True, step=step)
     images, boxes, truths = [], [], []
     for i in idx:
         name = f"{i:04d}.png"
@@ -107,13 +107,19 @@ def _slice_labels(root: Path, scan) -> np.ndarray:
     return lab[nearest]
 
 
-def evaluate_p002(model: models.Model, root: Path) -> dict:
+def load_p002(root: Path):
+    """The P002 test volume as a :class:`~pneumolens.io.CTScan`."""
+    from pneumolens.io import load_scan
+
+    return load_scan(root / "covid_ct_md_P002" / "dicom")
+
+
+def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
     """Slice-level AUC, lesions inside the lungs and timing on the P002 volume."""
     from pneumolens.anatomy import segment_lungs
-    from pneumolens.io import load_scan
     from pneumolens.validate.roc import mann_whitney_auc
 
-    scan = load_scan(root / "covid_ct_md_P002" / "dicom")
+    scan = scan if scan is not None else load_p002(root)
     truth = _slice_labels(root, scan)
     t0 = time.perf_counter()
     lungs = segment_lungs(scan.volume, scan.spacing)
@@ -147,12 +153,10 @@ def evaluate_p002(model: models.Model, root: Path) -> dict:
     }
 
 
-def time_150(model: models.Model, root: Path, *, repeats: int = 1) -> dict:
+def time_150(model: models.Model, scan, *, repeats: int = 1) -> dict:
     """Wall time of lungs + lesions on a 512x512x150 volume (P002 with 17 slices repeated)."""
     from pneumolens.anatomy import segment_lungs
-    from pneumolens.io import load_scan
 
-    scan = load_scan(root / "covid_ct_md_P002" / "dicom")
     vol = np.concatenate([scan.volume, scan.volume[-(150 - scan.shape[0]) :]])[:150]
     best = {}
     for _ in range(repeats):
@@ -169,16 +173,17 @@ def time_150(model: models.Model, root: Path, *, repeats: int = 1) -> dict:
 def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True) -> dict:
     """All measurements, as a JSON-able dict."""
     model = models.load(weights or models.LESION_MODEL, threads=threads)
+    scan = load_p002(root)
     out = {
         "model": model.name,
         "sha256": model.meta["sha256"],
         "date": date.today().isoformat(),
         "zenodo_holdout": evaluate_zenodo(model, root),
         "medseg_holdout": evaluate_medseg(model, root),
-        "covid_ct_md_P002": evaluate_p002(model, root),
+        "covid_ct_md_P002": evaluate_p002(model, root, scan=scan),
     }
     if timing:
-        out["timing_512x512x150"] = time_150(model, root)
+        out["timing_512x512x150"] = time_150(model, scan)
     return out
 
 

@@ -153,8 +153,8 @@ def lesion_loss(logits: torch.Tensor, target: torch.Tensor, kinds: torch.Tensor)
     """Mixed-supervision loss.
 
     Binary samples (``kinds == 0``): BCE on log(P1 + P2) vs background. Multi-class samples:
-    3-class cross-entropy plus soft Dice of GGO and consolidation. All samples: soft Dice of
-    the summed lesion probability.
+    3-class cross-entropy plus soft Dice of GGO and of consolidation (each only when present in
+    the batch). All samples: soft Dice of the summed lesion probability (batch-pooled).
     """
     logp = F.log_softmax(logits, dim=1)
     prob = logp.exp()
@@ -169,7 +169,11 @@ def lesion_loss(logits: torch.Tensor, target: torch.Tensor, kinds: torch.Tensor)
     if multi.any():
         loss = loss + F.nll_loss(logp[multi], target[multi].long())
         for c in (1, 2):
-            loss = loss + 0.5 * _soft_dice_loss(prob[multi, c], (target[multi] == c).float())
+            y = (target[multi] == c).float()
+            # A class absent from the batch would make its Dice term push every pixel of that
+            # class to 0 (1 - 1/(sum p + 1)); the cross-entropy covers that case.
+            if y.sum() > 0:
+                loss = loss + 0.5 * _soft_dice_loss(prob[multi, c], y)
     return loss
 
 

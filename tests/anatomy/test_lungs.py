@@ -1,0 +1,166 @@
+"""Lung segmentation on phantoms (known truth) and on the real volumes of ../shared/data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pneumolens.anatomy import segment_lungs
+from pneumolens.errors import InputError
+from pneumolens.masks import CONSOLIDATION, LEFT_LUNG, RIGHT_LUNG
+from pneumolens.synthetic import (
+    make_abdomen_phantom,
+    make_chest_phantom,
+    make_head_phantom,
+)
+
+# (shape, spacing): the default phantom, thin (1 mm) and thick (5 mm) slices of one anatomy.
+GRIDS = {
+    "2.5mm": ((80, 128, 128), (2.5, 1.5, 1.5)),
+    "1mm": ((200, 128, 128), (1.0, 1.5, 1.5)),
+    "5mm": ((40, 128, 128), (5.0, 1.5, 1.5)),
+}
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
+
+
+@pytest.fixture(scope="module", params=list(GRIDS))
+def case(request):
+    shape, spacing = GRIDS[request.param]
+    phantom = make_chest_phantom(shape, spacing, seed=1)
+    return phantom, segment_lungs(phantom.volume, phantom.spacing)
+
+
+def test_left_and_right_lungs_match_truth(case):
+    phantom, lungs = case
+    assert lungs.labels.shape == phantom.volume.shape and lungs.labels.dtype == np.uint8
+    for lab in (RIGHT_LUNG, LEFT_LUNG):
+        assert dice(lungs.labels == lab, phantom.lung_labels == lab) > 0.95
+
+
+def test_pleural_lesion_stays_inside_the_lung(case):
+    phantom, lungs = case
+    pleural = (phantom.lesion_labels == CONSOLIDATION) & (phantom.lung_labels == LEFT_LUNG)
+    assert pleural.sum() > 0
+    assert lungs.left[pleural].mean() > 0.9
+    assert (lungs.union[phantom.lesion_labels > 0]).mean() > 0.9
+
+
+def test_a_plain_threshold_loses_the_pleural_lesion(case):
+    # The failure the hull step exists for: without it the lesion would be outside the lung.
+    phantom, _ = case
+    pleural = (phantom.lesion_labels == CONSOLIDATION) & (phantom.lung_labels == LEFT_LUNG)
+    assert (phantom.volume[pleural] < -500).mean() < 0.2
+
+
+def test_trachea_and_main_bronchi_are_excluded(case):
+    phantom, lungs = case
+    assert lungs.union[phantom.airways].mean() < 0.05
+    assert lungs.airways[phantom.airways].mean() > 0.8
+    assert not (lungs.airways & lungs.union).any()
+
+
+def test_heart_is_not_swallowed():
+    phantom = make_chest_phantom(*GRIDS["2.5mm"], lesions=("pleural",))
+    lungs = segment_lungs(phantom.volume, phantom.spacing)
+    body_not_lung = (phantom.lung_labels == 0) & (phantom.volume > -500) & ~phantom.airways
+    assert lungs.union[body_not_lung].sum() * phantom.voxel_ml < 10.0
+
+
+def test_touching_lungs_are_split():
+    phantom = make_chest_phantom(*GRIDS["2.5mm"], lesions=())
+    volume = phantom.volume.copy()
+    # An anterior junction: a 6 mm bridge of lung tissue between the lungs over 30 mm of height.
+    ys, _xs = np.nonzero((phantom.lung_labels == RIGHT_LUNG).any(axis=0))
+    y = int(np.percentile(ys, 30))
+    volume[28:40, y : y + 4, 40:90] = -850
+    lungs = segment_lungs(volume, phantom.spacing)
+    for lab in (RIGHT_LUNG, LEFT_LUNG):
+        assert dice(lungs.labels == lab, phantom.lung_labels == lab) > 0.9
+
+
+def test_input_is_not_modified():
+    phantom = make_chest_phantom((40, 96, 96), (5.0, 2.0, 2.0))
+    before = phantom.volume.copy()
+    segment_lungs(phantom.volume, phantom.spacing)
+    np.testing.assert_array_equal(phantom.volume, before)
+
+
+@pytest.mark.parametrize("make", [make_head_phantom, make_abdomen_phantom])
+def test_no_lungs_is_an_input_error(make):
+    phantom = make()
+    with pytest.raises(InputError, match="No lungs found in this series: is it a chest CT"):
+        segment_lungs(phantom.volume, phantom.spacing)
+
+
+@pytest.mark.parametrize("volume, spacing, message", [
+    (np.zeros((64, 64), np.int16), (1.0, 1.0, 1.0), "must be 3D"),
+    (np.zeros((8, 64, 64), np.int16), (1.0, 0.0, 1.0), "three positive mm values"),
+])
+def test_bad_arrays_are_refused(volume, spacing, message):
+    with pytest.raises(ValueError, match=message):
+        segment_lungs(volume, spacing)
+
+
+# ---------------------------------------------------------------- real data (../shared/data)
+REAL = {
+    "lung1": "chest_ct_volumes/lung1_image.nrrd",
+    "lung2": "chest_ct_volumes/lung2_image.nrrd",
+    "cip": "cip_10002K_ct64_fissure_atlas/ct-64.nrrd",
+    "p002": "covid_ct_md_P002/dicom",
+}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", list(REAL))
+def test_real_volumes_give_two_plausible_lungs(shared_data, name):
+    from pneumolens.io import load_scan
+
+    scan = load_scan(shared_data / REAL[name])
+    lungs = segment_lungs(scan.volume, scan.spacing)
+    ml = float(np.prod(scan.spacing)) / 1000.0
+    right, left = lungs.right.sum() * ml, lungs.left.sum() * ml
+    assert 800 < right < 4000 and 600 < left < 4000
+    # The right lung lies on the patient's right (small x), and is the larger one.
+    xs = np.arange(scan.shape[2])
+    assert xs[lungs.right.any(axis=(0, 1))].mean() < xs[lungs.left.any(axis=(0, 1))].mean()
+    assert right > left * 0.9
+    # The lungs are air, and the mask holds most of the air inside the chest.
+    assert np.median(scan.volume[lungs.union]) < -750
+
+
+@pytest.mark.realdata
+def test_real_lungs_match_the_cip_reference_masks(shared_data):
+    import SimpleITK as sitk
+
+    folder = shared_data / "cip_10002K_ct64_fissure_atlas"
+    image = sitk.ReadImage(str(folder / "ct-64.nrrd"))
+    reference = sitk.ReadImage(str(folder / "10002K_INSP_STD_BWH_COPD_leftLungRightLung.nrrd"))
+    reference = sitk.GetArrayFromImage(
+        sitk.Resample(reference, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    )
+    # Both files are LPS with identity directions, so the arrays are already [z, y, x] canonical.
+    assert image.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    volume = sitk.GetArrayFromImage(image).astype(np.int16)
+    lungs = segment_lungs(volume, image.GetSpacing()[::-1])
+    assert dice(lungs.right, reference == 2) > 0.95  # CIP: 2 RightLung, 3 LeftLung
+    assert dice(lungs.left, reference == 3) > 0.95
+
+
+@pytest.mark.realdata
+def test_covid_opacities_stay_in_the_left_lung(shared_data):
+    import pandas as pd
+
+    from pneumolens.io import load_scan
+
+    scan = load_scan(shared_data / REAL["p002"])
+    lungs = segment_lungs(scan.volume, scan.spacing)
+    table = pd.read_csv(shared_data / "covid_ct_md_P002" / "labels.csv").set_index("file")
+    lll = np.array([bool(table.loc[f, "LLL"]) for f in scan.info.source_files])
+    left, right = scan.volume[lll][lungs.labels[lll] == LEFT_LUNG], scan.volume[lll][lungs.labels[lll] == RIGHT_LUNG]
+    # On the slices with left-lower-lobe disease the left lung mask holds the opacities: it is
+    # denser than the healthy right lung. A threshold mask would have left them out.
+    assert left.mean() > right.mean() + 40
+    assert (left > -500).mean() > 1.5 * (right > -500).mean()

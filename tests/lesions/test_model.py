@@ -1,0 +1,121 @@
+"""Lesion model inference (shipped ONNX, onnxruntime): phantoms, and real data when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pneumolens import models
+from pneumolens.lesions.model import segment_lesions_model, segment_slice_images
+from pneumolens.masks import LesionMasks, LungMasks
+from pneumolens.synthetic import make_chest_phantom
+
+
+@pytest.fixture(scope="module")
+def model() -> models.Model:
+    return models.load(models.LESION_MODEL, threads=2)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_chest_phantom(shape=(24, 128, 128), spacing=(5.0, 2.6, 2.6), seed=3)
+
+
+@pytest.fixture(scope="module")
+def result(model, phantom) -> LesionMasks:
+    lungs = LungMasks(labels=phantom.lung_labels, airways=phantom.airways)
+    return segment_lesions_model(phantom.volume, phantom.spacing, lungs, weights=model)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
+def test_result_is_inside_lungs(result: LesionMasks, phantom) -> None:
+    lungs = phantom.lung_labels > 0
+    assert result.method == "model:lesion_unet2d"
+    assert result.labels.shape == phantom.volume.shape and result.labels.dtype == np.uint8
+    assert set(np.unique(result.labels)) <= {0, 1, 2}
+    assert not result.labels[~lungs].any()
+    assert (result.probability[~lungs] == 0).all()
+    assert 0.0 <= result.probability.min() and result.probability.max() <= 1.0
+
+
+def test_finds_phantom_lesions(result: LesionMasks, phantom) -> None:
+    # Floors below the values measured on this phantom (see docs/models/lesion_unet2d.md).
+    truth = phantom.lesion_labels > 0
+    assert _dice(result.labels > 0, truth) >= PHANTOM_DICE_FLOOR
+    consolidation = phantom.lesion_labels == 2
+    assert (result.labels[consolidation & (result.labels > 0)] == 2).mean() >= 0.5
+
+
+def test_unrestricted_probability_covers_restricted(model, phantom, result: LesionMasks) -> None:
+    raw = segment_lesions_model(
+        phantom.volume, phantom.spacing, phantom.lung_labels > 0, weights=model, restrict_to_lungs=False
+    )
+    assert (raw.probability >= result.probability - 1e-6).all()
+
+
+@pytest.mark.parametrize(("min_ml", "expect_empty"), [(0.0, False), (1e6, True)])
+def test_min_component_volume(model, phantom, min_ml: float, expect_empty: bool) -> None:
+    out = segment_lesions_model(
+        phantom.volume, phantom.spacing, phantom.lung_labels > 0, weights=model, min_component_ml=min_ml
+    )
+    assert (not out.labels.any()) == expect_empty
+
+
+def test_empty_lungs_give_empty_masks(model, phantom) -> None:
+    out = segment_lesions_model(phantom.volume, phantom.spacing, np.zeros(phantom.volume.shape, bool), weights=model)
+    assert not out.labels.any() and not out.probability.any()
+
+
+@pytest.mark.parametrize(
+    ("volume_shape", "lung_shape", "message"),
+    [((8, 32, 32), (8, 32, 30), "differs from volume shape"), ((32, 32), (32, 32), "must be 3D")],
+)
+def test_bad_shapes_raise(model, volume_shape, lung_shape, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        segment_lesions_model(np.zeros(volume_shape, np.int16), (1, 1, 1), np.ones(lung_shape, bool), weights=model)
+
+
+def test_slice_images_keep_their_shape(model) -> None:
+    rng = np.random.default_rng(0)
+    imgs = [rng.random((70, 90), dtype=np.float32), rng.random((64, 64), dtype=np.float32)]
+    out = segment_slice_images(imgs, weights=model)
+    assert [r.labels.shape for r in out] == [(70, 90), (64, 64)]
+    with pytest.raises(ValueError, match="must be 2D"):
+        segment_slice_images([np.zeros((2, 8, 8))], weights=model)
+
+
+# ------------------------------------------------------------------ real data
+# Floors slightly below the values measured on 2026-11-30 (docs/models/lesion_unet2d.md).
+PHANTOM_DICE_FLOOR = 0.5
+ZENODO_DICE_FLOOR = 0.7
+MEDSEG_BINARY_FLOOR = 0.6
+P002_AUC_FLOOR = 0.85
+
+
+@pytest.mark.realdata
+def test_zenodo_holdout_dice(model, shared_data) -> None:
+    from pneumolens.train.evaluate import evaluate_zenodo
+
+    out = evaluate_zenodo(model, shared_data, step=8)
+    assert out["dice_binary_pooled"] >= ZENODO_DICE_FLOOR
+
+
+@pytest.mark.realdata
+def test_medseg_holdout_dice(model, shared_data) -> None:
+    from pneumolens.train.evaluate import evaluate_medseg
+
+    out = evaluate_medseg(model, shared_data)
+    assert out["dice_binary_pooled"] >= MEDSEG_BINARY_FLOOR
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_p002_slice_detection_auc_and_lesions_in_lungs(model, shared_data) -> None:
+    from pneumolens.train.evaluate import evaluate_p002
+
+    out = evaluate_p002(model, shared_data)
+    assert out["auc"]["max"] >= P002_AUC_FLOOR
+    assert out["fraction_left_lung"] >= 0.5  # radiologists: left lobes only
