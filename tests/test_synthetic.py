@@ -9,6 +9,7 @@ from scipy import ndimage
 from pneumolens.masks import CONSOLIDATION, GGO, LEFT_LUNG, RIGHT_LUNG
 from pneumolens.synthetic import (
     make_abdomen_phantom,
+    make_benchmark_phantom,
     make_chest_phantom,
     make_head_phantom,
 )
@@ -89,3 +90,11 @@ def test_no_lung_phantoms_have_little_air_inside(make):
     enclosed_air = ndimage.binary_fill_holes(dense) & ~dense  # sinuses, bowel gas
     assert p.volume[0, 0, 0] < -950
     assert 1 < enclosed_air.sum() * p.voxel_ml < 300
+
+
+def test_benchmark_phantom_is_full_size():
+    p = make_benchmark_phantom(40, slice_mm=5.0)
+    assert p.volume.shape == (40, 512, 512) and p.spacing == (5.0, 0.7, 0.7)
+    # Same anatomy scaled to the 358 mm field of view: two lungs of 1-4 L.
+    for lab in (RIGHT_LUNG, LEFT_LUNG):
+        assert 1000 < (p.lung_labels == lab).sum() * p.voxel_ml < 4000

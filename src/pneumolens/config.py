@@ -8,6 +8,10 @@ from typing import Literal
 
 Method = Literal["density", "model"]
 
+#: The lesion method used when none is asked for: the learned model only once it measured
+#: better than the density method on real data (docs/models/lesion_unet2d.md).
+DEFAULT_METHOD: Method = "density"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -23,7 +27,7 @@ class Config:
         Threads for numeric work and onnxruntime (0 = library default).
     """
 
-    method: Method = "density"
+    method: Method = DEFAULT_METHOD
     lesion_weights: Path | None = None
     threads: int = 0
 

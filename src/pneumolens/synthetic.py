@@ -400,6 +400,14 @@ def make_chest_phantom(
     return Phantom(volume, c.spacing, lung_labels, lesion_labels, airways, vessels)
 
 
+def make_benchmark_phantom(n_slices: int = 300, *, seed: int = 0, slice_mm: float = 1.0) -> Phantom:
+    """A full-size chest phantom: 512x512 pixels of 0.7 mm, ``n_slices`` slices of ``slice_mm``.
+
+    The input of the benchmarks (about 4-5 s and 0.6 GB for 300 slices on one core).
+    """
+    return make_chest_phantom((n_slices, 512, 512), (slice_mm, 0.7, 0.7), seed=seed)
+
+
 def _empty_truth(c: _Canvas, volume: np.ndarray) -> Phantom:
     z = np.zeros(c.shape, dtype=np.uint8)
     return Phantom(volume, c.spacing, z, z.copy(), np.zeros(c.shape, bool), np.zeros(c.shape, bool))

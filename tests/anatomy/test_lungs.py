@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -113,13 +115,18 @@ REAL = {
 }
 
 
+@functools.lru_cache(maxsize=2)
+def _load_and_segment(path):
+    from pneumolens.io import load_scan
+
+    scan = load_scan(path)
+    return scan, segment_lungs(scan.volume, scan.spacing)
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("name", list(REAL))
 def test_real_volumes_give_two_plausible_lungs(shared_data, name):
-    from pneumolens.io import load_scan
-
-    scan = load_scan(shared_data / REAL[name])
-    lungs = segment_lungs(scan.volume, scan.spacing)
+    scan, lungs = _load_and_segment(shared_data / REAL[name])
     ml = float(np.prod(scan.spacing)) / 1000.0
     right, left = lungs.right.sum() * ml, lungs.left.sum() * ml
     assert 800 < right < 4000 and 600 < left < 4000
@@ -153,10 +160,7 @@ def test_real_lungs_match_the_cip_reference_masks(shared_data):
 def test_covid_opacities_stay_in_the_left_lung(shared_data):
     import pandas as pd
 
-    from pneumolens.io import load_scan
-
-    scan = load_scan(shared_data / REAL["p002"])
-    lungs = segment_lungs(scan.volume, scan.spacing)
+    scan, lungs = _load_and_segment(shared_data / REAL["p002"])
     table = pd.read_csv(shared_data / "covid_ct_md_P002" / "labels.csv").set_index("file")
     lll = np.array([bool(table.loc[f, "LLL"]) for f in scan.info.source_files])
     left, right = scan.volume[lll][lungs.labels[lll] == LEFT_LUNG], scan.volume[lll][lungs.labels[lll] == RIGHT_LUNG]
@@ -164,3 +168,27 @@ def test_covid_opacities_stay_in_the_left_lung(shared_data):
     # denser than the healthy right lung. A threshold mask would have left them out.
     assert left.mean() > right.mean() + 40
     assert (left > -500).mean() > 1.5 * (right > -500).mean()
+
+
+@pytest.mark.realdata
+def test_real_thin_slab_matches_the_cip_lobe_labels(shared_data):
+    import SimpleITK as sitk
+
+    from pneumolens.io import load_scan
+
+    folder = shared_data / "cip_copdgene16021S_lobe_slab"
+    scan = load_scan(folder / "crop_ct_2slices.nrrd")  # 2 slices, 1 mm: far below min_lung_ml
+    lungs = segment_lungs(scan.volume, scan.spacing)
+    lobes = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lobes_2slices.nii.gz")))
+    assert lobes.shape == lungs.labels.shape  # same LPS grid, identity directions
+    assert dice(lungs.right, (lobes >= 1) & (lobes <= 3)) > 0.95  # 1 RUL 2 RML 3 RLL
+    assert dice(lungs.left, lobes >= 4) > 0.95  # 4 LUL 5 LLL
+
+
+@pytest.mark.realdata
+def test_real_upper_abdomen_series_has_no_lungs(shared_data):
+    from pneumolens.io import load_scan
+
+    scan = load_scan(shared_data / "dicom_samples" / "siemens_20slice_series")  # liver, stomach
+    with pytest.raises(InputError, match="No lungs found in this series"):
+        segment_lungs(scan.volume, scan.spacing)

@@ -75,6 +75,7 @@ def segment_lungs(
     *,
     min_component_ml: float = 5.0,
     min_lung_ml: float = 300.0,
+    min_lung_fraction: float = 0.15,
     air_hu: float = -500.0,
     airway_hu: float = -900.0,
     gas_hu: float = -950.0,
@@ -93,8 +94,10 @@ def segment_lungs(
         Voxel size ``(z, y, x)`` in mm.
     min_component_ml
         Air components smaller than this (mL) are ignored.
-    min_lung_ml
-        Below this total lung volume (mL) the series is taken to contain no lungs.
+    min_lung_ml, min_lung_fraction
+        The series is taken to contain no lungs when the two lungs add up to less than
+        ``min_lung_ml`` (mL) and less than ``min_lung_fraction`` of the body volume in the scan
+        (the second rule accepts thin slabs through the chest).
     air_hu
         Threshold (HU, on the lightly smoothed image) below which a voxel is air or lung.
     airway_hu
@@ -119,7 +122,7 @@ def segment_lungs(
     Raises
     ------
     InputError
-        When no lungs are found (total lung volume below ``min_lung_ml``).
+        When no lungs are found (see ``min_lung_ml``).
     """
     sp = check_volume(volume, spacing)
     factors = reduction_factors(sp, WORK_SPACING_MM)
@@ -136,7 +139,8 @@ def segment_lungs(
     # The airway wall's partial-volume rim is below air_hu too: take one voxel around the lumen.
     airways_wide = ndimage.binary_dilation(airways, structure=_PLANE) & air
     labels, fragments = _pick_lungs(air & ~airways_wide, sm, body, voxel_ml, wsp,
-                                    min_component_ml=min_component_ml, min_lung_ml=min_lung_ml, gas_hu=gas_hu)
+                                    min_component_ml=min_component_ml, min_lung_ml=min_lung_ml,
+                                    min_lung_fraction=min_lung_fraction, gas_hu=gas_hu)
     labels = _close_dense_lesions(labels, sm, body, wsp, max_hull_hu=max_hull_hu, wall_mm=wall_mm)
     labels = _attach_fragments(labels, fragments)
     labels = _grow_into_opacities(labels, (sm < opacity_hu) & body & ~airways_wide, wsp, grow_mm=10.0)
@@ -148,7 +152,7 @@ def segment_lungs(
 
     labels_full = block_expand(labels, factors, volume.shape)
     airways_full = block_expand(removed, factors, volume.shape)
-    return LungMasks(labels=labels_full.astype(np.uint8), airways=airways_full)
+    return LungMasks(labels=labels_full, airways=airways_full)
 
 
 def _body_mask(sm: np.ndarray, air_hu: float) -> np.ndarray:
@@ -245,7 +249,8 @@ def _sections_within(mask2d: np.ndarray, reach: np.ndarray, limit: float) -> np.
 
 
 def _pick_lungs(cand: np.ndarray, sm: np.ndarray, body: np.ndarray, voxel_ml: float, wsp: Sequence[float], *,
-                min_component_ml: float, min_lung_ml: float, gas_hu: float) -> tuple[np.ndarray, np.ndarray]:
+                min_component_ml: float, min_lung_ml: float, min_lung_fraction: float,
+                gas_hu: float) -> tuple[np.ndarray, np.ndarray]:
     """Label map (1 right, 2 left) of the two lungs, and a mask of other lung-like air pieces.
 
     Lung-like: at least ``min_component_ml`` and a mean HU of at least ``gas_hu``. The other
@@ -259,10 +264,13 @@ def _pick_lungs(cand: np.ndarray, sm: np.ndarray, body: np.ndarray, voxel_ml: fl
     ok.sort(key=lambda i: -counts[i])
     main = ok[:1] + [i for i in ok[1:2] if counts[i] >= 0.1 * counts[ok[0]]]
     total_ml = float(sum(counts[i] for i in main)) * voxel_ml
-    if total_ml < min_lung_ml:
+    body_ml = float(body.sum()) * voxel_ml
+    # A thin slab through the chest holds less than min_lung_ml but is mostly lung.
+    if total_ml < min_lung_ml and total_ml < min_lung_fraction * body_ml:
         raise InputError(
             f"No lungs found in this series: is it a chest CT? The air-filled regions inside the body "
-            f"add up to {total_ml:.0f} mL (a lung pair needs at least {min_lung_ml:.0f} mL)",
+            f"add up to {total_ml:.0f} mL, {100 * total_ml / max(body_ml, 1e-9):.1f} % of the body "
+            f"(lungs need at least {min_lung_ml:.0f} mL or {100 * min_lung_fraction:.0f} %)",
             todo="check that the series is a chest CT covering the lungs (not head, neck or abdomen only)",
         )
     keep = np.zeros(n + 1, dtype=np.uint8)

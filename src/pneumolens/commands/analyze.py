@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from pneumolens.config import DEFAULT_METHOD
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,22 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="+", type=Path, help="DICOM folder, zip, DICOM files, or a NIfTI/NRRD/MHA file")
     p.add_argument("--out", type=Path, required=True, help="output folder (created; must be new or empty)")
     p.add_argument("--method", choices=("model", "density"), default=None,
-                   help="lesion method (default: the shipped model when available, else density)")
+                   help=f"lesion method (default: {DEFAULT_METHOD})")
     p.add_argument("--weights", type=Path, default=None, help="ONNX lesion weights to use instead of the shipped ones")
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     p.set_defaults(func=run)
-
-
-def default_method() -> str:
-    """The learned model once it is shipped (it measured better than density), else density."""
-    try:
-        from pneumolens.models import available
-
-        return "model" if "lesion_unet2d" in available() else "density"
-    except ImportError:
-        return "density"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens.pipeline import STAGES, analyze_path
 
     check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
-    config = Config(method=args.method or default_method(), lesion_weights=args.weights)
+    config = Config(method=args.method or DEFAULT_METHOD, lesion_weights=args.weights)
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
     bar = None

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segment-slices",
         help="segment lesions in 2D PNG/JPG axial slices (lung window) with the lesion model",
-        description=__doc__.splitlines()[0],
+        description="Segment ground-glass and consolidation in 2D axial slices (PNG/JPG, lung window): "
+        "a mask PNG per image (0 background, 1 GGO, 2 consolidation) and lesions.csv with areas.",
     )
     parser.add_argument("images_dir", type=Path, metavar="IMAGES_DIR", help="folder of PNG/JPG slices")
     parser.add_argument("--out", required=True, type=Path, help="output folder (must not exist or be empty)")

@@ -6,25 +6,27 @@ The method, in order:
    chest wall, mediastinum and diaphragm cannot leak in and the partial-volume rim at the lung
    border becomes a thin structure.
 2. Light Gaussian smoothing (``smoothing_mm``) against noise.
-3. Vessel suppression by a greyscale opening with a box of half-width ``vessel_mm``: bright
-   structures narrower than about ``2 * vessel_mm`` (vessels, fissures, the border rim, airway
-   walls) are replaced by their surroundings, while opacities wider than the box keep their
-   density. This is the morphological top-hat idea used for vessel suppression in lung CAD
-   (e.g. Sluimer et al., "Computer analysis of computed tomography scans of the lung: a
-   survey", IEEE TMI 25(4), 2006, doi 10.1109/TMI.2005.862753).
-4. HU bands on the vessel-suppressed image: ground-glass opacity ``ggo_hu`` and consolidation
-   ``consolidation_hu`` (Fleischner glossary, Hansell et al., Radiology 246(3), 2008,
-   doi 10.1148/radiol.2462070712; well-aerated lung is -950..-700 HU as in Colombi et al.,
-   Radiology 296(2), 2020, doi 10.1148/radiol.2020201433).
-5. Connected components smaller than ``min_lesion_ml`` are dropped; holes inside lesions in a
-   slice (air bronchograms, vessels left over) are filled and take the label of the lesion
-   around them (consolidation wins).
+3. Band mask: ``ggo_hu[0] <= HU <= consolidation_hu[1]`` (Fleischner glossary, Hansell et al.,
+   Radiology 246(3), 2008, doi 10.1148/radiol.2462070712; well-aerated lung is -950..-700 HU as
+   in Colombi et al., Radiology 296(2), 2020, doi 10.1148/radiol.2020201433); in-slice holes
+   (air bronchograms, noise dips) filled.
+4. Vessel suppression: binary opening of the band mask by a box of half-width ``vessel_mm``
+   (rounded to whole voxels per axis). Structures narrower than about ``2 * vessel_mm``
+   (vessels, fissures, the border rim, airway walls) vanish, opacities wider than the box keep
+   their shape; one conditional dilation gives back the corners the box shaved. This is the
+   morphological (top-hat) vessel suppression of lung CAD (e.g. Sluimer et al., "Computer
+   analysis of computed tomography scans of the lung: a survey", IEEE TMI 25(4), 2006,
+   doi 10.1109/TMI.2005.862753).
+5. Connected components smaller than ``min_lesion_ml`` are dropped.
+6. GGO where the smoothed HU is below ``ggo_hu[1]``, consolidation above; voxels outside both
+   bands inside a lesion (bronchograms) take the label around them (consolidation wins).
 
-The probability map is a soft version of the bands on the vessel-suppressed image: a logistic
-step up at the lower GGO limit times a step down at the upper consolidation limit, both of
-width ``softness_hu``; it is 0 outside the lungs. Labels are the voxels with score >= 0.5
-that survive the size cleanup (plus filled holes), so a voxel in a dropped small component
-can have a score >= 0.5 and no label.
+The probability map is a soft version of the bands on the smoothed image: a logistic step up
+at the lower GGO limit times a step down at the upper consolidation limit, both of width
+``softness_hu``, capped at 0.4 where the opening removed the voxel (thin, vessel-like); it is 0
+outside the lungs. Labels are the voxels with score >= 0.5 that survive the opening and the
+size cleanup (plus bronchograms), so a voxel in a dropped small component can score >= 0.5
+without a label.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.special import expit
 
 from pneumolens.anatomy._grid import bbox, check_volume, fill_slices, remove_small
 from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
@@ -70,7 +73,7 @@ def segment_lesions_density(
     min_lesion_ml
         Connected lesions smaller than this (mL) are dropped.
     vessel_mm
-        Half-width (mm) of the box of the greyscale opening that removes vessels: structures
+        Half-width (mm) of the box of the binary opening that removes vessels: structures
         narrower than about twice this disappear.
     smoothing_mm
         Standard deviation (mm) of the Gaussian smoothing applied first.
@@ -91,7 +94,7 @@ def segment_lesions_density(
     labels = np.zeros(volume.shape, dtype=np.uint8)
     probability = np.zeros(volume.shape, dtype=np.float32)
     lung = lungs.union
-    half = [max(0, round(vessel_mm / s)) for s in sp]
+    half = [round(vessel_mm / s) for s in sp]
     box = bbox(lung, margin=[h + 1 for h in half])
     if box is None:
         return LesionMasks(labels=labels, probability=probability, method="density")
@@ -120,11 +123,12 @@ def segment_lesions_density(
         around = ndimage.maximum_filter(inner, size=[2 * x + 1 for x in r])
         sub[outside_bands] = np.maximum(around[outside_bands], GGO)
 
-    score = _band_score(hu, ggo_hu[0], consolidation_hu[1], softness_hu)
+    score = _band_score(hu[m], ggo_hu[0], consolidation_hu[1], softness_hu)
     # Thin (vessel-like) voxels are capped below 0.5: the opening decided they are not lesion.
-    score = np.where(wide, score, np.minimum(score, THIN_SCORE_CAP)) * m
+    thin = ~wide[m]
+    score[thin] = np.minimum(score[thin], THIN_SCORE_CAP)
     labels[box] = sub
-    probability[box] = score.astype(np.float32)
+    probability[box][m] = score
     return LesionMasks(labels=labels, probability=probability, method="density")
 
 
@@ -136,8 +140,8 @@ def _open_box(mask: np.ndarray, half: Sequence[int]) -> np.ndarray:
 
 
 def _band_score(hu: np.ndarray, low: float, high: float, width: float) -> np.ndarray:
-    """Logistic step up at ``low`` times step down at ``high`` (0.5 at either limit)."""
-    w = max(float(width), 1e-3) / 4.0  # ~98 % of the step happens within +-width
-    up = 1.0 / (1.0 + np.exp(-(hu - low) / w))
-    down = 1.0 / (1.0 + np.exp((hu - high) / w))
-    return up * down
+    """Logistic step up at ``low`` times step down at ``high`` (0.5 at either limit), float32."""
+    w = np.float32(max(float(width), 1e-3) / 4.0)  # ~98 % of the step happens within +-width
+    up = expit((hu - np.float32(low)) / w)
+    up *= expit((np.float32(high) - hu) / w)
+    return up.astype(np.float32, copy=False)
