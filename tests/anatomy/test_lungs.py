@@ -97,6 +97,24 @@ def test_no_lungs_is_an_input_error(make):
         segment_lungs(phantom.volume, phantom.spacing)
 
 
+@pytest.mark.parametrize("hu", [-1000, 40])
+def test_blank_volumes_have_no_lungs(hu):
+    with pytest.raises(InputError, match="No lungs found"):
+        segment_lungs(np.full((20, 64, 64), hu, np.int16), (5.0, 3.0, 3.0))
+
+
+@pytest.mark.parametrize("gone", [RIGHT_LUNG, LEFT_LUNG])
+def test_a_single_lung_gets_the_right_side(gone):
+    # The other lung fully collapsed (or removed): soft tissue where it was.
+    phantom = make_chest_phantom(*GRIDS["5mm"], lesions=())
+    volume = phantom.volume.copy()
+    volume[phantom.lung_labels == gone] = 40
+    lungs = segment_lungs(volume, phantom.spacing)
+    kept = LEFT_LUNG + RIGHT_LUNG - gone
+    assert dice(lungs.labels == kept, phantom.lung_labels == kept) > 0.95
+    assert not (lungs.labels == gone).any()
+
+
 @pytest.mark.parametrize("volume, spacing, message", [
     (np.zeros((64, 64), np.int16), (1.0, 1.0, 1.0), "must be 3D"),
     (np.zeros((8, 64, 64), np.int16), (1.0, 0.0, 1.0), "three positive mm values"),

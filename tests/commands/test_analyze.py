@@ -71,3 +71,20 @@ def test_refuses_non_empty_out(phantom_file, tmp_path, capsys):
     assert main(["analyze", str(path), "--out", str(out), "--method", "density"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--method", "density", "--weights", "{weights}"], "uses no weights"),
+        (["--weights", "{missing}"], "weights file does not exist"),
+    ],
+)
+def test_weights_flag_errors(phantom_file, tmp_path, capsys, extra, message):
+    _, path = phantom_file
+    weights = tmp_path / "w.onnx"
+    weights.write_bytes(b"not onnx")
+    extra = [e.format(weights=weights, missing=tmp_path / "nope.onnx") for e in extra]
+    assert main(["analyze", str(path), "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

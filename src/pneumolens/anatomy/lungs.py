@@ -152,7 +152,40 @@ def segment_lungs(
 
     labels_full = block_expand(labels, factors, volume.shape)
     airways_full = block_expand(removed, factors, volume.shape)
+    if any(f > 1 for f in factors[1:]):
+        labels_full = _refine_border(labels_full, volume, labels, air, airways_wide, factors, air_hu=air_hu)
     return LungMasks(labels=labels_full, airways=airways_full)
+
+
+def _refine_border(labels_full: np.ndarray, volume: np.ndarray, labels: np.ndarray, air: np.ndarray,
+                   airways: np.ndarray, factors: Sequence[int], *, air_hu: float) -> np.ndarray:
+    """Redraw the air/tissue border of the lungs at full in-plane resolution.
+
+    Nearest-neighbour upsampling makes the border blocky (half the blocks that straddle it are
+    lost or gained). Working-grid voxels on the lung border that the air threshold decided are
+    redrawn from the full-resolution HU (3x3 in-plane mean) against ``air_hu``; voxels the lung
+    took in for being dense (lesions from the hull step, ground-glass growth, filled holes)
+    stay as they are.
+    """
+    lung = labels > 0
+    band = ndimage.binary_dilation(lung, structure=_PLANE) & ~ndimage.binary_erosion(lung, structure=_PLANE)
+    band &= ~(lung & ~air) & ~airways
+    if not band.any():
+        return labels_full
+    # Border voxels outside the lung take the label of the lung next to them.
+    nearest = ndimage.grey_dilation(labels, footprint=_PLANE)
+    zz, yy, xx = np.nonzero(block_expand(band, factors, volume.shape))
+    # 3x3 in-plane mean HU, gathered at the border voxels only.
+    hu = np.zeros(zz.size, dtype=np.float32)
+    ny, nx = volume.shape[1:]
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            hu += volume[zz, np.clip(yy + dy, 0, ny - 1), np.clip(xx + dx, 0, nx - 1)]
+    hu /= 9.0
+    fz, fy, fx = factors
+    out = labels_full.copy()
+    out[zz, yy, xx] = np.where(hu < air_hu, nearest[zz // fz, yy // fy, xx // fx], 0)
+    return out
 
 
 def _body_mask(sm: np.ndarray, air_hu: float) -> np.ndarray:
@@ -266,7 +299,7 @@ def _pick_lungs(cand: np.ndarray, sm: np.ndarray, body: np.ndarray, voxel_ml: fl
     total_ml = float(sum(counts[i] for i in main)) * voxel_ml
     body_ml = float(body.sum()) * voxel_ml
     # A thin slab through the chest holds less than min_lung_ml but is mostly lung.
-    if total_ml < min_lung_ml and total_ml < min_lung_fraction * body_ml:
+    if not main or (total_ml < min_lung_ml and total_ml < min_lung_fraction * body_ml):
         raise InputError(
             f"No lungs found in this series: is it a chest CT? The air-filled regions inside the body "
             f"add up to {total_ml:.0f} mL, {100 * total_ml / max(body_ml, 1e-9):.1f} % of the body "
@@ -278,13 +311,15 @@ def _pick_lungs(cand: np.ndarray, sm: np.ndarray, body: np.ndarray, voxel_ml: fl
     keep[[i for i in ok if i not in main]] = 2
     kind = keep[lab]
     out = np.zeros(cand.shape, dtype=np.uint8)
+    body_cx = _mean_x(body)
     if len(main) == 2:
         a, b = lab == main[0], lab == main[1]
     else:
-        xs = np.arange(cand.shape[2])
-        body_cx = float((body.sum(axis=(0, 1)) * xs).sum() / max(body.sum(), 1))
         a, b = _split_joined(kind == 1, wsp, body_cx)
-    right, left = (a, b) if _mean_x(a) <= _mean_x(b) else (b, a)
+    if b.any():
+        right, left = (a, b) if _mean_x(a) <= _mean_x(b) else (b, a)
+    else:  # one lung only (the other collapsed, removed or out of the field of view)
+        right, left = (a, b) if _mean_x(a) < body_cx else (b, a)
     out[right] = RIGHT_LUNG
     out[left] = LEFT_LUNG
     return out, kind == 2
@@ -365,7 +400,8 @@ def _close_dense_lesions(labels: np.ndarray, sm: np.ndarray, body: np.ndarray, w
       ``wall_mm``.
 
     The chord cuts off the cap of lesion between it and the curved pleura, so an accepted
-    concavity grows across its chord by ~10 % of the chord's length (the cap's mean depth).
+    concavity grows across its chord by the depth of that cap on a circle of the hull's area
+    (:func:`_cap_depth_mm`).
     """
     from skimage.morphology import convex_hull_image
 
@@ -402,7 +438,10 @@ def _close_dense_lesions(labels: np.ndarray, sm: np.ndarray, body: np.ndarray, w
             my, mx = (float(v.mean()) for v in np.nonzero(m))
             rho_lung = ((my - cy) / ry) ** 2 + ((mx - cx) / rx) ** 2
             rho_chord = ((c_y - cy) / ry) ** 2 + ((c_x - cx) / rx) ** 2
-            cands = [i for i in range(1, n + 1) if area[i] >= min_px and c_n[i] > 0 and rho_chord[i] > rho_lung]
+            # Concavities one pixel thin are the staircase of a digitised convex outline.
+            thick = np.bincount(flat, weights=ndimage.binary_erosion(add).ravel(), minlength=n + 1) > 0
+            cands = [i for i in range(1, n + 1)
+                     if area[i] >= min_px and thick[i] and c_n[i] > 0 and rho_chord[i] > rho_lung]
             if not cands:
                 continue
             if wall_dist is None:
@@ -415,7 +454,7 @@ def _close_dense_lesions(labels: np.ndarray, sm: np.ndarray, body: np.ndarray, w
                 if wd[i] > wall_mm:
                     continue
                 comp = comps == i
-                grow = round(min(0.1 * c_n[i] * wsp[2], 6.0) / wsp[2])
+                grow = round(_cap_depth_mm(comp & chord, float(hull.sum()), wsp) / wsp[2])
                 if grow > 0:
                     comp |= ndimage.binary_dilation(comp, iterations=grow) & outside & allowed[box]
                 out[k][box][comp] = lab
@@ -423,9 +462,22 @@ def _close_dense_lesions(labels: np.ndarray, sm: np.ndarray, body: np.ndarray, w
     return out
 
 
+def _cap_depth_mm(chord: np.ndarray, hull_px: float, wsp: Sequence[float]) -> float:
+    """Depth (mm) of the circular cap cut off by a chord, on a circle of the hull's area.
+
+    The sagitta ``R - sqrt(R^2 - c^2 / 4)`` of chord length ``c`` (the chord pixels' extent) on
+    the equivalent circle ``R = sqrt(area / pi)``, at most 8 mm.
+    """
+    ys, xs = np.nonzero(chord)
+    c = float(np.hypot(np.ptp(ys) * wsp[1], np.ptp(xs) * wsp[2]))
+    r = float(np.sqrt(hull_px * wsp[1] * wsp[2] / np.pi))
+    return min(r - np.sqrt(max(r * r - c * c / 4.0, 0.0)), 8.0)
+
+
 def _grow_into_opacities(labels: np.ndarray, allowed: np.ndarray, wsp: Sequence[float], *,
                          grow_mm: float) -> np.ndarray:
-    """Grow each lung in-plane, through ``allowed`` voxels only, by up to ``grow_mm``."""
+    """Grow each lung in-plane, through ``allowed`` voxels only, by up to ``grow_mm``, then peel
+    one voxel off the grown part's outer border."""
     out = labels.copy()
     steps = max(1, round(grow_mm / wsp[1]))
     free = allowed & (labels == 0)
@@ -435,6 +487,9 @@ def _grow_into_opacities(labels: np.ndarray, allowed: np.ndarray, wsp: Sequence[
         if box is None:
             continue
         grown = ndimage.binary_dilation(m[box], structure=_PLANE, iterations=steps, mask=free[box] | m[box])
+        # The outermost grown voxel is the partial-volume rim of the pleura (half air, half
+        # tissue, about -400 HU), not opacity: peel it off.
+        grown &= ~ndimage.binary_dilation(~grown, structure=_PLANE) | m[box]
         new = grown & free[box]
         out[box][new] = lab
         free[box] &= ~new

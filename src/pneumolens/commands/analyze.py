@@ -28,13 +28,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _method(args: argparse.Namespace) -> str:
+    """``--weights`` implies the model; asking for both density and weights is a contradiction."""
+    from pneumolens.errors import InputError
+
+    if args.weights is not None:
+        if args.method == "density":
+            raise InputError("--weights was given with --method density, which uses no weights",
+                             todo="drop --weights, or use --method model")
+        if not args.weights.is_file():
+            raise InputError(f"the weights file does not exist: {args.weights}", todo="pass the path of an .onnx file")
+        return "model"
+    return args.method or DEFAULT_METHOD
+
+
 def run(args: argparse.Namespace) -> int:
     from pneumolens.config import Config
     from pneumolens.export.outputs import check_out_dir, write_outputs
     from pneumolens.pipeline import STAGES, analyze_path
 
     check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
-    config = Config(method=args.method or DEFAULT_METHOD, lesion_weights=args.weights)
+    config = Config(method=_method(args), lesion_weights=args.weights)
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
     bar = None

@@ -57,9 +57,8 @@ def segment_lesions(
             raise ValueError("weights are only used by method='model', not by method='density'")
         return segment_lesions_density(volume, spacing, lungs, **options)
     if method == "model":
-        from pneumolens.lesions.model import (
-            segment_lesions_model,  # lazy: needs onnxruntime
-        )
+        # Imported here: the model method needs onnxruntime, the density method does not.
+        from pneumolens.lesions.model import segment_lesions_model
 
         return segment_lesions_model(volume, spacing, lungs, weights=weights, **options)
     raise ValueError(f"unknown lesion method {method!r}; choose one of {METHODS}")

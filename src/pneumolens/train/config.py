@@ -55,6 +55,9 @@ class TrainConfig:
     threads: int = 2
     max_steps: int = 0
     out_dir: str = "runs/lesion_unet2d"
+    #: Start from these weights (a ``best.pt``/``last.pt`` of an earlier stage); relative paths
+    #: are taken from the working directory. Ignored when resuming.
+    init_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -257,6 +257,9 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, pct_start=0.05)
     start_epoch, step, best, history = 0, 0, -1.0, []
     last = out / "last.pt"
+    if t.init_from and not (resume and last.exists()):
+        model.load_state_dict(torch.load(Path(t.init_from), weights_only=False)["model"])
+        logger.info("initialised from %s", t.init_from)
     if resume and last.exists():
         state = torch.load(last, weights_only=False)
         model.load_state_dict(state["model"])
