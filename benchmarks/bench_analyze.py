@@ -6,7 +6,7 @@ Usage::
     python benchmarks/bench_analyze.py --case p002 --method model
 
 Cases: ``p002`` (bundled real COVID-19 CT, 512x512x133, JPEG-Lossless DICOM),
-``phantom150`` and ``phantom300`` (synthetic 512x512x150 / x300 chest phantoms, 1 mm slices).
+``phantom150`` and ``phantom300`` (synthetic 512x512x150 / x300 chest phantoms, 2 mm / 1 mm slices).
 Prints one Markdown table row per case (to paste into docs/performance.md) and writes JSON
 to ``--json`` when given. Peak memory is the process's maximum resident set size.
 """
@@ -32,10 +32,10 @@ def _load_case(case: str):
 
         return load_scan(REPO / "examples" / "covid_ct_md_P002" / "dicom"), True
     from pneumolens.io.scan import scan_from_array
-    from pneumolens.synthetic import make_chest_phantom
+    from pneumolens.synthetic import make_benchmark_phantom
 
     n = {"phantom150": 150, "phantom300": 300}[case]
-    phantom = make_chest_phantom(shape=(n, 512, 512), spacing=(300.0 / n, 0.7, 0.7), seed=0)
+    phantom = make_benchmark_phantom(n, seed=0, slice_mm=300.0 / n)
     return scan_from_array(phantom.volume, phantom.spacing), False
 
 
