@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from pneumolens.validate.segmentation import dice
+
 from pneumolens.config import Config
 from pneumolens.errors import InputError
 from pneumolens.io.scan import scan_from_array
@@ -13,9 +15,6 @@ def phantom():
     return make_chest_phantom(seed=3)
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
-
 
 def test_analyze_phantom_density(phantom):
     scan = scan_from_array(phantom.volume, phantom.spacing)
@@ -24,8 +23,8 @@ def test_analyze_phantom_density(phantom):
     assert seen == [s for s in STAGES if s != "read"]
     assert set(result.timings_s) == {"lungs", "lesions", "findings"}
     # lungs and lesions agree with the phantom's known masks
-    assert _dice(result.lungs.union, phantom.lung_labels > 0) > 0.9
-    assert _dice(result.lesions.any, phantom.lesion_labels > 0) > 0.6
+    assert dice(result.lungs.union, phantom.lung_labels > 0) > 0.9
+    assert dice(result.lesions.any, phantom.lesion_labels > 0) > 0.6
     voxel_ml = float(np.prod(phantom.spacing)) / 1000
     truth_ml = np.count_nonzero(phantom.lesion_labels) * voxel_ml
     assert result.findings.region("lungs").lesion_ml == pytest.approx(truth_ml, rel=0.35)

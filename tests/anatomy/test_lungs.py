@@ -7,6 +7,8 @@ import functools
 import numpy as np
 import pytest
 
+from pneumolens.validate.segmentation import dice
+
 from pneumolens.anatomy import segment_lungs
 from pneumolens.errors import InputError
 from pneumolens.masks import CONSOLIDATION, LEFT_LUNG, RIGHT_LUNG
@@ -23,9 +25,6 @@ GRIDS = {
     "5mm": ((40, 128, 128), (5.0, 1.5, 1.5)),
 }
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 @pytest.fixture(scope="module", params=list(GRIDS))

@@ -8,6 +8,8 @@ import types
 import numpy as np
 import pytest
 
+from pneumolens.validate.segmentation import dice
+
 from pneumolens.anatomy import segment_lungs
 from pneumolens.lesions import segment_lesions, segment_lesions_density
 from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
@@ -19,9 +21,6 @@ GRIDS = {
     "5mm": ((40, 128, 128), (5.0, 1.5, 1.5)),
 }
 
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return 2.0 * float((a & b).sum()) / max(float(a.sum() + b.sum()), 1.0)
 
 
 @pytest.fixture(scope="module", params=list(GRIDS))

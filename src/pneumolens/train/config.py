@@ -31,6 +31,11 @@ class DataConfig:
     hu_variants: int = 3
     hu_negative_fraction: float = 0.2
     hu_max_slices: int = 0
+    #: Crop HU slices with the whole volume's lung box, as inference does.
+    hu_volume_box: bool = False
+    #: Keep slices with a lung mask above this fraction of the image (but below 3 %) as clean
+    #: negatives (0 = skip them).
+    hu_min_negative_fraction: float = 0.0
     weight_zenodo: float = 1.0
     weight_medseg: float = 6.0
     weight_inserted: float = 1.5

@@ -152,17 +152,29 @@ def inserted_samples(
     negative_fraction: float,
     seed: int,
     min_lung_fraction: float = 0.03,
+    volume_box: bool = False,
+    min_negative_fraction: float = 0.0,
 ) -> SampleSet:
-    """Slices of HU volumes with lesions inserted (``variants`` per slice) plus clean negatives."""
+    """Slices of HU volumes with lesions inserted (``variants`` per slice) plus clean negatives.
+
+    ``volume_box``: crop every slice with the square box of the whole volume's lungs, as
+    inference does (else each slice's own lung box). Slices whose lung mask covers less than
+    ``min_lung_fraction`` of the image get no lesions; those above ``min_negative_fraction``
+    (> 0) are kept once, clean, as negatives (lung bases and apices, bowel gas).
+    """
     rng = np.random.default_rng(seed)
     items = []
     for name, vol, pixel_mm in volumes:
-        for z in range(vol.shape[0]):
-            hu = vol[z]
-            lungs = lung_mask_2d(hu, pixel_mm=pixel_mm)
-            if lungs.mean() < min_lung_fraction:
+        masks = [lung_mask_2d(vol[z], pixel_mm=pixel_mm) for z in range(vol.shape[0])]
+        box3d = square_box(np.stack(masks)) if volume_box else None
+        for z, lungs in enumerate(masks):
+            hu, frac = vol[z], float(lungs.mean())
+            box = box3d if box3d is not None else (square_box(lungs) if lungs.any() else full_box(hu.shape))
+            if frac < min_lung_fraction:
+                if min_negative_fraction > 0 and frac >= min_negative_fraction:
+                    clean = prepare_slice(window_hu(hu), box, size)
+                    items.append((f"{name}/z{z}neg", clean, np.zeros((size, size), np.uint8), MULTICLASS))
                 continue
-            box = square_box(lungs)
             for v in range(variants):
                 if rng.random() < negative_fraction:
                     img, lab = hu, np.zeros(hu.shape, np.uint8)

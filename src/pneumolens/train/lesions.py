@@ -76,7 +76,13 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
         volumes.extend(phantom_volumes(d.phantoms, seed=cfg.train.seed))
     if volumes:
         ins = D.inserted_samples(
-            volumes, size, variants=d.hu_variants, negative_fraction=d.hu_negative_fraction, seed=cfg.train.seed
+            volumes,
+            size,
+            variants=d.hu_variants,
+            negative_fraction=d.hu_negative_fraction,
+            seed=cfg.train.seed,
+            volume_box=d.hu_volume_box,
+            min_negative_fraction=d.hu_min_negative_fraction,
         )
         train_parts.append(ins)
         summary["inserted"] = {"volumes": [v[0] for v in volumes], "samples": len(ins)}

@@ -89,6 +89,20 @@ def hd95(pred: np.ndarray, truth: np.ndarray, *, spacing: tuple[float, ...] | No
     return float(max(np.percentile(to_t[sp], 95), np.percentile(to_p[st], 95)))
 
 
+def dice(pred: np.ndarray, truth: np.ndarray, *, both_empty: Literal["one", "nan"] = "one") -> float:
+    """Dice ``2|P∩T| / (|P| + |T|)`` of two masks of one shape (non-zero is foreground).
+
+    Both empty gives 1 (``both_empty="one"``) or NaN, as in :func:`segmentation_metrics`.
+    """
+    p, t = np.asarray(pred) != 0, np.asarray(truth) != 0
+    if p.shape != t.shape:
+        raise ValueError(f"masks differ in shape: {p.shape} vs {t.shape}")
+    total = int(np.count_nonzero(p)) + int(np.count_nonzero(t))
+    if total == 0:
+        return 1.0 if both_empty == "one" else NAN
+    return 2.0 * int(np.count_nonzero(p & t)) / total
+
+
 def segmentation_metrics(
     pred: np.ndarray,
     truth: np.ndarray,
