@@ -46,7 +46,7 @@ def test_finds_phantom_lesions(result: LesionMasks, phantom) -> None:
     truth = phantom.lesion_labels > 0
     assert _dice(result.labels > 0, truth) >= PHANTOM_DICE_FLOOR
     consolidation = phantom.lesion_labels == 2
-    assert (result.labels[consolidation & (result.labels > 0)] == 2).mean() >= 0.5
+    assert (result.labels[consolidation & (result.labels > 0)] == 2).mean() >= PHANTOM_CONSOLIDATION_FLOOR
 
 
 def test_unrestricted_probability_covers_restricted(model, phantom, result: LesionMasks) -> None:
@@ -88,11 +88,17 @@ def test_slice_images_keep_their_shape(model) -> None:
 
 
 # ------------------------------------------------------------------ real data
-# Floors slightly below the values measured on 2026-11-30 (docs/models/lesion_unet2d.md).
-PHANTOM_DICE_FLOOR = 0.5
-ZENODO_DICE_FLOOR = 0.7
-MEDSEG_BINARY_FLOOR = 0.6
-P002_AUC_FLOOR = 0.85
+# Floors slightly below the values measured on 2026-11-30 (docs/models/lesion_unet2d.md):
+# phantom seed 3 Dice 0.54, 50 % of its detected consolidation labelled consolidation; Zenodo
+# held-out every 8th slice Dice 0.57 (all 356: 0.58); MedSeg held-out binary 0.64, GGO 0.48;
+# P002 slice AUC (max score) 0.935, 95 % of lesion volume in the left lung, 89 % of the
+# unrestricted lesion voxels inside the lungs.
+PHANTOM_DICE_FLOOR = 0.45
+PHANTOM_CONSOLIDATION_FLOOR = 0.35
+ZENODO_DICE_FLOOR = 0.5
+MEDSEG_BINARY_FLOOR = 0.55
+MEDSEG_GGO_FLOOR = 0.4
+P002_AUC_FLOOR = 0.9
 
 
 @pytest.mark.realdata
@@ -109,6 +115,7 @@ def test_medseg_holdout_dice(model, shared_data) -> None:
 
     out = evaluate_medseg(model, shared_data)
     assert out["dice_binary_pooled"] >= MEDSEG_BINARY_FLOOR
+    assert out["dice_ggo_pooled"] >= MEDSEG_GGO_FLOOR
 
 
 @pytest.mark.realdata
@@ -118,4 +125,5 @@ def test_p002_slice_detection_auc_and_lesions_in_lungs(model, shared_data) -> No
 
     out = evaluate_p002(model, shared_data)
     assert out["auc"]["max"] >= P002_AUC_FLOOR
-    assert out["fraction_left_lung"] >= 0.5  # radiologists: left lobes only
+    assert out["fraction_left_lung"] >= 0.8  # radiologists: left lobes only
+    assert out["fraction_inside_lungs_unrestricted"] >= 0.8

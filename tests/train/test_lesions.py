@@ -12,11 +12,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 pytest.importorskip("monai", reason="training needs the 'train' extra (monai)")
 
-from pneumolens import models  # noqa: E402
-from pneumolens.errors import InputError, ModelError  # noqa: E402
-from pneumolens.train.config import load_config  # noqa: E402
-from pneumolens.train.export import MAX_ABS_DIFF, export_recipe  # noqa: E402
-from pneumolens.train.lesions import lesion_loss, train  # noqa: E402
+from pneumolens import models
+from pneumolens.errors import InputError, ModelError
+from pneumolens.train.config import load_config
+from pneumolens.train.export import MAX_ABS_DIFF, export_recipe
+from pneumolens.train.lesions import lesion_loss, train
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "lesions_smoke.toml"

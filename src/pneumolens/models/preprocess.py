@@ -69,22 +69,19 @@ def square_box(mask: np.ndarray, *, margin: float = BOX_MARGIN) -> Box:
         raise ValueError(f"square_box needs a 2D or 3D mask, got shape {mask.shape}")
     ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
     if ys.size == 0:
-        return _full_square(m.shape)
+        return full_box(m.shape)
     y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
     side = max(y1 - y0, x1 - x0)
-    side = int(round(side * (1.0 + 2.0 * margin)))
+    side = int(np.round(side * (1.0 + 2.0 * margin)))
     cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
-    return Box(int(round(cy - side / 2.0)), int(round(cx - side / 2.0)), max(side, 1))
-
-
-def _full_square(shape: tuple[int, ...]) -> Box:
-    side = max(shape)
-    return Box((shape[0] - side) // 2, (shape[1] - side) // 2, side)
+    return Box(int(np.round(cy - side / 2.0)), int(np.round(cx - side / 2.0)), max(side, 1))
 
 
 def full_box(shape: tuple[int, ...]) -> Box:
     """Square box covering the whole ``(Y, X)`` image, centred (padding the short side)."""
-    return _full_square(tuple(shape[-2:]))
+    h, w = shape[-2:]
+    side = max(h, w)
+    return Box((h - side) // 2, (w - side) // 2, side)
 
 
 def crop(image: np.ndarray, box: Box, *, fill: float = 0.0) -> np.ndarray:

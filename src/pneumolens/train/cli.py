@@ -24,7 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     les.add_argument("--config", required=True, type=Path, help="training recipe (TOML), e.g. configs/lesions.toml")
     les.add_argument("--resume", action="store_true", help="continue from last.pt in the run folder")
     les.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    les.add_argument("--export-only", action="store_true", help="skip training; export the run's best.pt")
+    les.add_argument("--export-only", action="store_true", help="skip training; export a checkpoint of the run")
+    les.add_argument(
+        "--checkpoint",
+        choices=("last", "best"),
+        default="last",
+        help="which checkpoint to export: 'last' (default; no selection on the validation slices) "
+        "or 'best' (best validation score, optimistic on those slices)",
+    )
     les.set_defaults(func=_run_lesions)
 
 
@@ -41,12 +48,11 @@ def _run_lesions(args: argparse.Namespace) -> int:
     from pneumolens.train.lesions import train
 
     cfg = load_config(args.config)
-    if args.export_only:
-        best = cfg.out_dir() / "best.pt"
-        if not best.exists():
-            raise InputError("no trained checkpoint to export", where=best, todo="train first (drop --export-only)")
-    else:
-        best = train(cfg, resume=args.resume, progress=not args.no_progress)
-    report = export_recipe(cfg, best)
+    if not args.export_only:
+        train(cfg, resume=args.resume, progress=not args.no_progress)
+    checkpoint = cfg.out_dir() / f"{args.checkpoint}.pt"
+    if not checkpoint.exists():
+        raise InputError("no trained checkpoint to export", where=checkpoint, todo="train first (drop --export-only)")
+    report = export_recipe(cfg, checkpoint)
     print(json.dumps(report, indent=2), file=sys.stdout)
     return 0

@@ -74,14 +74,14 @@ class SampleSet:
         return cls(np.stack(imgs), np.stack(tgts), np.asarray(kinds, np.int8), list(names))
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def read_gray(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
         return np.asarray(im.convert("L"))
 
 
-def _read_palette(path: Path) -> np.ndarray:
+def read_palette(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -91,7 +91,7 @@ def _read_palette(path: Path) -> np.ndarray:
 def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step: int = 1) -> list[int]:
     """Slice numbers of the Zenodo training block or held-out block."""
     n = len(list((root / "covid_seg_2d_zenodo" / "ct").glob("*.png")))
-    idx = list(range(ZENODO_HOLDOUT_START, n)) if holdout else list(range(0, min(ZENODO_HOLDOUT_START, n)))
+    idx = list(range(ZENODO_HOLDOUT_START, n)) if holdout else list(range(min(ZENODO_HOLDOUT_START, n)))
     idx = idx[::step]
     return idx[:limit] if limit else idx
 
@@ -102,9 +102,9 @@ def load_zenodo(root: Path, indices: Iterable[int], size: int) -> SampleSet:
     items = []
     for i in indices:
         name = f"{i:04d}.png"
-        img = _read_gray(base / "ct" / name).astype(np.float32) / 255.0
-        lungs = _read_gray(base / "lungs" / name) > 127
-        inf = (_read_gray(base / "covid" / name) > 127).astype(np.uint8)
+        img = read_gray(base / "ct" / name).astype(np.float32) / 255.0
+        lungs = read_gray(base / "lungs" / name) > 127
+        inf = (read_gray(base / "covid" / name) > 127).astype(np.uint8)
         box = square_box(lungs) if lungs.any() else full_box(img.shape)
         items.append((f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY))
     return SampleSet.stack(items, size)
@@ -122,8 +122,8 @@ def load_medseg(root: Path, stems: Iterable[str], size: int) -> SampleSet:
     base = root / "covid_seg_2d_medseg" / "multiclass"
     items = []
     for s in stems:
-        img = _read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0
-        gt = _read_palette(base / "GT" / f"{s}.png").astype(np.uint8)
+        img = read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0
+        gt = read_palette(base / "GT" / f"{s}.png").astype(np.uint8)
         box = full_box(img.shape)
         items.append((f"medseg/{s}", prepare_slice(img, box, size), prepare_label(gt, box, size), MULTICLASS))
     return SampleSet.stack(items, size)

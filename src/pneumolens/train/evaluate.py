@@ -56,18 +56,18 @@ def _pooled(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
     return float("nan") if total == 0 else 2.0 * inter / total
 
 
-def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1) -> dict:
+def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5) -> dict:
     """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice)."""
     base = root / "covid_seg_2d_zenodo"
     idx = D.zenodo_indices(root, holdout=True, step=step)
     images, boxes, truths = [], [], []
     for i in idx:
         name = f"{i:04d}.png"
-        images.append(D._read_gray(base / "ct" / name).astype(np.float32) / 255.0)
-        lungs = D._read_gray(base / "lungs" / name) > 127
+        images.append(D.read_gray(base / "ct" / name).astype(np.float32) / 255.0)
+        lungs = D.read_gray(base / "lungs" / name) > 127
         boxes.append(pp.square_box(lungs) if lungs.any() else pp.full_box(lungs.shape))
-        truths.append(D._read_gray(base / "covid" / name) > 127)
-    res = segment_slice_images(images, weights=model, boxes=boxes)
+        truths.append(D.read_gray(base / "covid" / name) > 127)
+    res = segment_slice_images(images, weights=model, boxes=boxes, threshold=threshold)
     preds = [r.labels > 0 for r in res]
     return {
         "slices": len(idx),
@@ -81,8 +81,8 @@ def evaluate_medseg(model: models.Model, root: Path) -> dict:
     """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices."""
     base = root / "covid_seg_2d_medseg" / "multiclass"
     stems = D.medseg_names(root, holdout=True)
-    images = [D._read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
-    truths = [D._read_palette(base / "GT" / f"{s}.png") for s in stems]
+    images = [D.read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
+    truths = [D.read_palette(base / "GT" / f"{s}.png") for s in stems]
     res = segment_slice_images(images, weights=model, boxes=[pp.full_box(im.shape) for im in images])
     out: dict = {"slices": len(stems), "files": stems}
     for name, cls in (("binary", None), ("ggo", 1), ("consolidation", 2)):

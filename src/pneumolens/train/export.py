@@ -122,6 +122,10 @@ def export_recipe(cfg: RecipeConfig, checkpoint: Path) -> dict:
         cfg,
         parameters=count_parameters(model),
         data_summary=summary,
-        extra={"validation_during_training": ckpt.get("metrics", {}), "epoch": ckpt.get("epoch")},
+        extra={
+            "checkpoint": checkpoint.name,
+            "epoch": ckpt.get("epoch"),
+            "validation_during_training": ckpt.get("metrics") or (ckpt.get("history") or [{}])[-1],
+        },
     )
     return {"onnx": str(onnx_path), "sidecar": str(sidecar), "max_abs_diff": diff, "bytes": onnx_path.stat().st_size}
