@@ -10,7 +10,7 @@ Method = Literal["density", "model"]
 
 #: The lesion method used when none is asked for: the learned model only once it measured
 #: better than the density method on real data (docs/models/lesion_unet2d.md).
-DEFAULT_METHOD: Method = "density"
+DEFAULT_METHOD: Method = "model"
 
 
 @dataclass(frozen=True)
