@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 
-from pneumolens.validate.segmentation import dice
-
 from pneumolens.config import Config
 from pneumolens.errors import InputError
 from pneumolens.io.scan import scan_from_array
 from pneumolens.pipeline import STAGES, analyze
 from pneumolens.synthetic import make_abdomen_phantom, make_chest_phantom
+from pneumolens.validate.segmentation import dice
 
 
 @pytest.fixture(scope="module")

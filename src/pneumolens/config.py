@@ -24,7 +24,7 @@ class Config:
     lesion_weights
         Optional path to other ONNX lesion weights (``--weights``).
     threads
-        Threads for numeric work and onnxruntime (0 = library default).
+        Threads for onnxruntime inference (0 = onnxruntime's default, all cores).
     """
 
     method: Method = DEFAULT_METHOD
@@ -34,3 +34,5 @@ class Config:
     def __post_init__(self) -> None:
         if self.method not in ("density", "model"):
             raise ValueError(f"Config.method must be 'density' or 'model', got {self.method!r}")
+        if self.threads < 0:
+            raise ValueError(f"Config.threads must be >= 0, got {self.threads}")

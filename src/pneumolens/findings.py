@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pneumolens.masks import CONSOLIDATION, GGO, LEFT_LUNG, RIGHT_LUNG, LesionMasks, LungMasks
+from pneumolens.masks import (
+    CONSOLIDATION,
+    GGO,
+    LEFT_LUNG,
+    RIGHT_LUNG,
+    LesionMasks,
+    LungMasks,
+)
 
 # HU bands reported as fractions of each region's volume. Edges follow common quantitative
 # chest-CT practice: < -950 emphysema-like (Gevenois et al. 1996), -950..-700 normally aerated,

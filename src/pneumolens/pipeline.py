@@ -59,7 +59,7 @@ class _Timer:
 
 def analyze(
     scan: CTScan,
-    config: Config = Config(),
+    config: Config | None = None,
     *,
     progress: ProgressCallback | None = None,
     timings: dict[str, float] | None = None,
@@ -71,13 +71,16 @@ def analyze(
     pneumolens.errors.InputError
         When the scan cannot be analysed (e.g. no lungs found).
     """
+    config = Config() if config is None else config
     timings = {} if timings is None else timings
     timer = _Timer(progress, timings)
     with timer.stage("lungs"):
         lungs = segment_lungs(scan.volume, scan.spacing)
     with timer.stage("lesions"):
+        # Only the model has a thread pool (onnxruntime); the density method is numpy/scipy.
+        options = {"threads": config.threads} if config.method == "model" else {}
         lesions = segment_lesions(
-            scan.volume, scan.spacing, lungs, method=config.method, weights=config.lesion_weights
+            scan.volume, scan.spacing, lungs, method=config.method, weights=config.lesion_weights, **options
         )
     with timer.stage("findings"):
         findings = quantify(
@@ -100,7 +103,7 @@ def analyze(
 
 
 def analyze_path(
-    path: str | Path, config: Config = Config(), *, progress: ProgressCallback | None = None
+    path: str | Path, config: Config | None = None, *, progress: ProgressCallback | None = None
 ) -> Analysis:
     """Read ``path`` (any input :func:`pneumolens.io.load_scan` accepts) and analyse it."""
     from pneumolens.io import load_scan

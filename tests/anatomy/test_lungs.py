@@ -7,8 +7,6 @@ import functools
 import numpy as np
 import pytest
 
-from pneumolens.validate.segmentation import dice
-
 from pneumolens.anatomy import segment_lungs
 from pneumolens.errors import InputError
 from pneumolens.masks import CONSOLIDATION, LEFT_LUNG, RIGHT_LUNG
@@ -17,6 +15,7 @@ from pneumolens.synthetic import (
     make_chest_phantom,
     make_head_phantom,
 )
+from pneumolens.validate.segmentation import dice
 
 # (shape, spacing): the default phantom, thin (1 mm) and thick (5 mm) slices of one anatomy.
 GRIDS = {

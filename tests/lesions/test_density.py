@@ -8,12 +8,11 @@ import types
 import numpy as np
 import pytest
 
-from pneumolens.validate.segmentation import dice
-
 from pneumolens.anatomy import segment_lungs
 from pneumolens.lesions import segment_lesions, segment_lesions_density
 from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
 from pneumolens.synthetic import make_chest_phantom
+from pneumolens.validate.segmentation import dice
 
 GRIDS = {
     "2.5mm": ((80, 128, 128), (2.5, 1.5, 1.5)),

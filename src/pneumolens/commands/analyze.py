@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("model", "density"), default=None,
                    help=f"lesion method (default: {DEFAULT_METHOD})")
     p.add_argument("--weights", type=Path, default=None, help="ONNX lesion weights to use instead of the shipped ones")
+    p.add_argument("--threads", type=int, default=0, help="threads for model inference (0: all cores)")
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens.pipeline import STAGES, analyze_path
 
     check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
-    config = Config(method=_method(args), lesion_weights=args.weights)
+    config = Config(method=_method(args), lesion_weights=args.weights, threads=args.threads)
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
     bar = None

@@ -27,7 +27,7 @@ def check_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Refuse to mix results into a non-empty folder unless asked to replace it."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"the output path exists and is not a folder", where=out, todo="choose another --out")
+        raise InputError("the output path exists and is not a folder", where=out, todo="choose another --out")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError(
             "the output folder is not empty", where=out, todo="choose a new --out folder or pass --overwrite"
