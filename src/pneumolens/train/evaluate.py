@@ -36,17 +36,13 @@ from pneumolens import models
 from pneumolens.lesions.model import segment_lesions_model, segment_slice_images
 from pneumolens.models import preprocess as pp
 from pneumolens.train import data as D
+from pneumolens.validate.segmentation import dice
 
 logger = logging.getLogger(__name__)
 
 
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    s = int(pred.sum()) + int(truth.sum())
-    return float("nan") if s == 0 else 2.0 * float(np.logical_and(pred, truth).sum()) / s
-
-
 def _per_slice_mean(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
-    vals = [1.0 if (p.sum() + t.sum()) == 0 else _dice(p, t) for p, t in zip(preds, truths)]
+    vals = [dice(p, t, both_empty="one") for p, t in zip(preds, truths)]
     return float(np.mean(vals)) if vals else float("nan")
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from pneumolens.train import data as D
 from pneumolens.train.config import ModelConfig, RecipeConfig
+from pneumolens.validate import segmentation
 
 logger = logging.getLogger(__name__)
 
@@ -197,8 +198,7 @@ def predict_probabilities(model: torch.nn.Module, images: np.ndarray, batch: int
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice of two boolean arrays pooled over all their elements; NaN when both are empty."""
-    s = pred.sum() + truth.sum()
-    return float("nan") if s == 0 else float(2.0 * np.logical_and(pred, truth).sum() / s)
+    return segmentation.dice(pred, truth, both_empty="nan")
 
 
 def validation_metrics(prob: np.ndarray, val: D.SampleSet) -> dict[str, float]:
