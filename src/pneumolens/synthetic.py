@@ -258,6 +258,15 @@ def _point_in_lung(rng: np.random.Generator, center: np.ndarray, radii: np.ndarr
         return center + u * r_max * radii
 
 
+#: ``(shape, spacing)`` of one phantom anatomy at the default, thin (1 mm) and thick (5 mm)
+#: slice spacing: the grids tests run every stage on.
+SLICE_GRIDS: dict[str, tuple[tuple[int, int, int], tuple[float, float, float]]] = {
+    "2.5mm": ((80, 128, 128), (2.5, 1.5, 1.5)),
+    "1mm": ((200, 128, 128), (1.0, 1.5, 1.5)),
+    "5mm": ((40, 128, 128), (5.0, 1.5, 1.5)),
+}
+
+
 def make_chest_phantom(
     shape: Sequence[int] = (80, 128, 128),
     spacing: Sequence[float] = (2.5, 1.5, 1.5),

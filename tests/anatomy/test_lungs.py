@@ -11,18 +11,14 @@ from pneumolens.anatomy import segment_lungs
 from pneumolens.errors import InputError
 from pneumolens.masks import CONSOLIDATION, LEFT_LUNG, RIGHT_LUNG
 from pneumolens.synthetic import (
+    SLICE_GRIDS,
     make_abdomen_phantom,
     make_chest_phantom,
     make_head_phantom,
 )
 from pneumolens.validate.segmentation import dice
 
-# (shape, spacing): the default phantom, thin (1 mm) and thick (5 mm) slices of one anatomy.
-GRIDS = {
-    "2.5mm": ((80, 128, 128), (2.5, 1.5, 1.5)),
-    "1mm": ((200, 128, 128), (1.0, 1.5, 1.5)),
-    "5mm": ((40, 128, 128), (5.0, 1.5, 1.5)),
-}
+GRIDS = SLICE_GRIDS
 
 
 

@@ -11,14 +11,10 @@ import pytest
 from pneumolens.anatomy import segment_lungs
 from pneumolens.lesions import segment_lesions, segment_lesions_density
 from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
-from pneumolens.synthetic import make_chest_phantom
+from pneumolens.synthetic import SLICE_GRIDS, make_chest_phantom
 from pneumolens.validate.segmentation import dice
 
-GRIDS = {
-    "2.5mm": ((80, 128, 128), (2.5, 1.5, 1.5)),
-    "1mm": ((200, 128, 128), (1.0, 1.5, 1.5)),
-    "5mm": ((40, 128, 128), (5.0, 1.5, 1.5)),
-}
+GRIDS = SLICE_GRIDS
 
 
 
