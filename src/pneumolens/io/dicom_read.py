@@ -225,22 +225,27 @@ def read_stack(
     )
     spacing = (spacing_z, float(pixel_spacing[0]), float(pixel_spacing[1]))
     spacing = tuple(spacing[a] for a in reorientation.permutation)
-    quality.check_hounsfield(canonical, where=stack.where)
-    noise = quality.estimate_noise_hu(canonical)
-    warnings += quality.scan_warnings(
-        volume=canonical,
+    info = replace(info, series_description=meta.get("SeriesDescription"))
+    return build_scan(canonical, spacing, affine, info, reorientation, source_affine, warnings, where=stack.where)
+
+
+def build_scan(volume, spacing, affine, info, reorientation, source_affine, warnings, *, where: str) -> CTScan:
+    """Last step of every reader: HU sanity check, noise estimate and scan warnings, then the CTScan."""
+    quality.check_hounsfield(volume, where=where)
+    noise = quality.estimate_noise_hu(volume)
+    warnings = list(warnings) + quality.scan_warnings(
+        volume=volume,
         spacing=spacing,
         slice_thickness_mm=info.slice_thickness_mm,
         contrast_agent=info.contrast_agent,
         body_part=info.body_part,
         noise_hu=noise,
     )
-    info = replace(info, warnings=tuple(warnings), noise_hu=noise, series_description=meta.get("SeriesDescription"))
     return CTScan(
-        volume=canonical,
-        spacing=spacing,  # type: ignore[arg-type]
+        volume=volume,
+        spacing=spacing,
         affine=affine,
-        info=info,
+        info=replace(info, warnings=tuple(warnings), noise_hu=noise),
         source_axes=(reorientation.permutation, reorientation.flips),
         source_affine=source_affine,
     )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import gzip
 import struct
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from pneumolens import quality
 from pneumolens.errors import InputError
-from pneumolens.io.dicom_read import to_hu
+from pneumolens.io.dicom_read import build_scan, to_hu
 from pneumolens.io.orientation import (
     affine_from_axes,
     canonical_reorientation,
@@ -120,7 +119,6 @@ def read_volume(path: Path, *, fmt: str) -> CTScan:
     volume = np.ascontiguousarray(reorientation.apply(hu))
     affine = reoriented_affine(source_affine, reorientation, hu.shape)
     spacing = tuple(float(v) for v in np.linalg.norm(affine[:3, :3], axis=0))
-    quality.check_hounsfield(volume, where=str(path))
     z_positions = tuple(float((affine @ np.array([k, 0, 0, 1.0]))[2]) for k in range(volume.shape[0]))
     info = ScanInfo(
         path=str(path),
@@ -129,21 +127,4 @@ def read_volume(path: Path, *, fmt: str) -> CTScan:
         z_positions_mm=z_positions,
         source_files=(None,) * volume.shape[0],
     )
-    noise = quality.estimate_noise_hu(volume)
-    warnings += quality.scan_warnings(
-        volume=volume,
-        spacing=spacing,
-        slice_thickness_mm=None,
-        contrast_agent=None,
-        body_part=None,
-        noise_hu=noise,
-    )
-    info = replace(info, warnings=tuple(warnings), noise_hu=noise)
-    return CTScan(
-        volume=volume,
-        spacing=spacing,  # type: ignore[arg-type]
-        affine=affine,
-        info=info,
-        source_axes=(reorientation.permutation, reorientation.flips),
-        source_affine=source_affine,
-    )
+    return build_scan(volume, spacing, affine, info, reorientation, source_affine, warnings, where=str(path))
