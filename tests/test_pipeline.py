@@ -43,3 +43,22 @@ def test_no_lungs_is_an_input_error():
     p = make_abdomen_phantom()
     with pytest.raises(InputError, match="[Nn]o lungs"):
         analyze(scan_from_array(p.volume, p.spacing), Config(method="density"))
+
+
+def test_lung_additions_from_the_lesion_stage_join_the_lungs(phantom, monkeypatch):
+    """Lung the lesion stage found outside the lung mask is added to the lungs and reported."""
+    from pneumolens import pipeline
+    from pneumolens.masks import LesionMasks
+
+    def fake_lesions(volume, spacing, lungs, **_):
+        add = np.zeros(volume.shape, bool)
+        add[10:14, 60:70, 20:24] = True  # beside the right lung, outside its mask
+        add &= ~lungs.union
+        labels = np.where(add, 2, 0).astype(np.uint8)
+        return LesionMasks(labels, labels.astype(np.float32), "model:fake", lung_additions=add)
+
+    monkeypatch.setattr(pipeline, "segment_lesions", fake_lesions)
+    result = analyze(scan_from_array(phantom.volume, phantom.spacing), Config(method="model"))
+    assert not np.any(result.lesions.any & ~result.lungs.union), "lesions stay inside the (completed) lungs"
+    assert result.lesions.any.sum() > 0
+    assert any("added to the lungs" in w for w in result.warnings)

@@ -41,6 +41,33 @@ class LungMasks:
     def union(self) -> np.ndarray:
         return self.labels > 0
 
+    def with_added(self, voxels: np.ndarray) -> LungMasks:
+        """These lungs plus ``voxels`` (bool, same shape), each given the label of the nearest lung.
+
+        Used when a later stage finds lung the lung mask lost (dense consolidation against the
+        chest wall). Voxels already in a lung keep their label; airways are unchanged.
+        """
+        add = np.asarray(voxels, dtype=bool)
+        if add.shape != self.labels.shape:
+            raise ValueError(f"voxels shape {add.shape} differs from lungs shape {self.labels.shape}")
+        add = add & (self.labels == 0)
+        if not add.any() or not self.union.any():
+            return self
+        from scipy import ndimage
+
+        # Nearest lung label, computed in the box around the added voxels (plus a margin).
+        zs, ys, xs = (np.nonzero(add.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
+        box = tuple(slice(max(0, int(a[0]) - 8), int(a[-1]) + 9) for a in (zs, ys, xs))
+        sub = self.labels[box]
+        if not sub.any():
+            box, sub = tuple(slice(None) for _ in range(3)), self.labels
+        _, idx = ndimage.distance_transform_edt(sub == 0, return_indices=True)
+        nearest = sub[tuple(idx)]
+        labels = self.labels.copy()
+        region = labels[box]
+        region[add[box]] = nearest[add[box]]
+        return LungMasks(labels=labels, airways=self.airways)
+
 
 @dataclass(frozen=True)
 class LesionMasks:
@@ -50,17 +77,23 @@ class LesionMasks:
     ``probability``: float32 lesion probability in [0, 1] (for the density method, a soft
     score derived from HU), same shape.
     ``method``: "density" or "model:<name>".
+    ``lung_additions``: bool mask of voxels the lesion step found to be lung that the lung mask
+    had lost (dense consolidation against the chest wall), or ``None``; the pipeline adds them
+    to the lungs (:meth:`LungMasks.with_added`).
     """
 
     labels: np.ndarray
     probability: np.ndarray
     method: str
+    lung_additions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.labels.dtype != np.uint8 or self.labels.ndim != 3:
             raise ValueError(f"LesionMasks.labels must be 3D uint8, got {self.labels.dtype} {self.labels.shape}")
         if self.probability.shape != self.labels.shape:
             raise ValueError("LesionMasks.probability must have the shape of labels")
+        if self.lung_additions is not None and self.lung_additions.shape != self.labels.shape:
+            raise ValueError("LesionMasks.lung_additions must have the shape of labels")
 
     @property
     def any(self) -> np.ndarray:

@@ -82,6 +82,14 @@ def analyze(
         lesions = segment_lesions(
             scan.volume, scan.spacing, lungs, method=config.method, weights=config.lesion_weights, **options
         )
+        warnings = list(scan.info.warnings)
+        if lesions.lung_additions is not None and lesions.lung_additions.any():
+            lungs = lungs.with_added(lesions.lung_additions)
+            added_ml = float(lesions.lung_additions.sum()) * scan.voxel_volume_ml
+            warnings.append(
+                f"{added_ml:.1f} mL of dense lesion outside the lung mask (consolidation against the "
+                "chest wall) was added to the lungs; check the lung outline on the key images"
+            )
     with timer.stage("findings"):
         findings = quantify(
             scan.volume,
@@ -97,7 +105,7 @@ def analyze(
         lungs=lungs,
         lesions=lesions,
         findings=findings,
-        warnings=tuple(scan.info.warnings),
+        warnings=tuple(warnings),
         timings_s=timings,
     )
 

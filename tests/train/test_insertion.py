@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from pneumolens.synthetic import make_chest_phantom
-from pneumolens.train.insertion import PATTERNS, insert_lesions, lung_mask_2d
+from pneumolens.train.insertion import (
+    PATTERNS,
+    insert_lesions,
+    insert_lesions_3d,
+    lung_mask_2d,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +57,51 @@ def test_unknown_pattern_raises(slice_and_lungs) -> None:
     hu, lungs, _ = slice_and_lungs
     with pytest.raises(ValueError, match="pattern must be one of"):
         insert_lesions(hu, lungs, pixel_mm=2.2, rng=np.random.default_rng(0), pattern="apical")
+
+
+# ---------------------------------------------------------------- 3D
+@pytest.fixture(scope="module")
+def volume_and_lungs():
+    ph = make_chest_phantom(shape=(24, 128, 128), spacing=(5.0, 2.6, 2.6), seed=4, lesions=())
+    return ph.volume.astype(np.int16), ph.lung_labels > 0, ph.spacing
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_3d_lesions_span_slices_inside_lungs(volume_and_lungs, pattern: str) -> None:
+    hu, lungs, spacing = volume_and_lungs
+    out = insert_lesions_3d(hu, lungs, spacing=spacing, rng=np.random.default_rng(1), pattern=pattern)
+    assert out.pattern == pattern and out.hu.shape == hu.shape and out.hu.dtype == np.float32
+    assert out.foci >= 1 and out.labels.any()
+    assert not out.labels[~lungs].any()
+    assert np.count_nonzero(out.labels.any(axis=(1, 2))) >= 2, "a 3D lesion must cover more than one slice"
+    # HU change inside the lungs, plus the partial-volume blur of consolidation at their edge.
+    near = ndimage.distance_transform_edt(~lungs) <= 3.0
+    assert not (np.abs(out.hu - hu) > 1.0)[~near].any()
+    # Small consolidated foci on 5 mm slices are partly partial volume, hence the wider band.
+    for label, lo, hi in ((1, -800.0, -250.0), (2, -400.0, 150.0)):
+        sel = out.labels == label
+        if sel.sum() > 20:
+            assert lo <= float(np.median(out.hu[sel])) <= hi
+
+
+def test_3d_peripheral_lesions_touch_the_pleura(volume_and_lungs) -> None:
+    hu, lungs, spacing = volume_and_lungs
+    out = insert_lesions_3d(hu, lungs, spacing=spacing, rng=np.random.default_rng(3), pattern="peripheral")
+    border = lungs & ~ndimage.binary_erosion(lungs, iterations=2)
+    assert (out.labels > 0)[border].any()
+
+
+def test_3d_same_seed_same_lesions(volume_and_lungs) -> None:
+    hu, lungs, spacing = volume_and_lungs
+    a = insert_lesions_3d(hu, lungs, spacing=spacing, rng=np.random.default_rng(9))
+    b = insert_lesions_3d(hu, lungs, spacing=spacing, rng=np.random.default_rng(9))
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.hu, b.hu)
+
+
+def test_3d_bad_shapes_raise(volume_and_lungs) -> None:
+    hu, lungs, spacing = volume_and_lungs
+    with pytest.raises(ValueError, match="3D arrays of one shape"):
+        insert_lesions_3d(hu[0], lungs[0], spacing=spacing, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="3D arrays of one shape"):
+        insert_lesions_3d(hu, lungs[:-1], spacing=spacing, rng=np.random.default_rng(0))

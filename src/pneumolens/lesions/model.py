@@ -11,6 +11,7 @@ No torch: preprocessing is :mod:`pneumolens.models.preprocess`, inference is onn
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
 from pneumolens.models import preprocess as pp
 
 DEFAULT_THRESHOLD = 0.5
+#: Voxels of a lesion component outside the lungs that must border the lung mask before the
+#: component is taken as lung the mask lost (see ``complete_lungs``).
+MIN_CONTACT_VOXELS = 200
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ def segment_lesions_model(
     batch_size: int = 16,
     threads: int = 0,
     restrict_to_lungs: bool = True,
+    complete_lungs: bool = True,
+    min_added_ml: float = 1.0,
+    min_added_hu: float = -300.0,
 ) -> LesionMasks:
     """Segment ground-glass and consolidation in a CT volume with the lesion U-Net.
 
@@ -96,12 +105,20 @@ def segment_lesions_model(
     restrict_to_lungs
         Keep lesions inside ``lungs`` only (``False`` is for measuring how much the network
         predicts outside them; the analysis always restricts).
+    complete_lungs
+        Treat dense lesion the network finds just outside the lung mask as lung the mask lost:
+        3D components of above-threshold probability outside ``lungs`` that border them over
+        at least :data:`MIN_CONTACT_VOXELS` voxels, hold at least ``min_added_ml`` and have a
+        mean of at least ``min_added_hu`` HU (consolidation,
+        which a threshold-based lung mask cuts away where it lies against the chest wall). They
+        are kept as lesions and returned in ``lung_additions``.
 
     Returns
     -------
     LesionMasks
         ``labels`` 1 GGO / 2 consolidation, ``probability`` = smoothed lesion probability inside
-        the lungs (0 outside), ``method`` = ``"model:<name>"``. Empty lungs give empty masks.
+        the lungs (0 outside), ``method`` = ``"model:<name>"``, ``lung_additions`` (see
+        ``complete_lungs``; ``None`` when nothing was added). Empty lungs give empty masks.
     """
     vol = np.asarray(volume)
     if vol.ndim != 3:
@@ -129,8 +146,16 @@ def segment_lesions_model(
     # lesion probability is interpolated; the GGO/consolidation choice is looked up at the
     # network resolution for lesion voxels (nearest), which is what keeps this fast.
     p_lesion, (ys, xs) = pp.restore_region(prob[:, GGO] + prob[:, CONSOLIDATION], box, vol.shape[1:])
+    lung_box = lung[z0:z1, ys, xs]
+    added = None
+    if complete_lungs and restrict_to_lungs:
+        added = _lost_dense_lung(
+            p_lesion >= threshold, lung_box, vol[z0:z1, ys, xs], spacing, min_ml=min_added_ml, min_hu=min_added_hu
+        )
+        if added is not None:
+            lung_box = lung_box | added
     if restrict_to_lungs:
-        p_lesion *= lung[z0:z1, ys, xs]
+        p_lesion *= lung_box
     np.clip(p_lesion, 0.0, 1.0, out=p_lesion)
     region = np.zeros(p_lesion.shape, dtype=np.uint8)
     kz, ky, kx = np.nonzero(p_lesion >= threshold)
@@ -141,7 +166,36 @@ def segment_lesions_model(
     region[kz, ky, kx] = np.where(consolidation, CONSOLIDATION, GGO)
     labels[z0:z1, ys, xs] = _remove_small_components(region, spacing, min_component_ml)
     probability[z0:z1, ys, xs] = p_lesion
-    return LesionMasks(labels=labels, probability=probability, method=method)
+    additions = None
+    if added is not None:
+        additions = np.zeros(vol.shape, dtype=bool)
+        additions[z0:z1, ys, xs] = added
+    return LesionMasks(labels=labels, probability=probability, method=method, lung_additions=additions)
+
+
+def _lost_dense_lung(
+    lesion: np.ndarray, lung: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *, min_ml: float, min_hu: float
+) -> np.ndarray | None:
+    """Components of ``lesion`` outside ``lung`` that touch it, are large enough and dense enough."""
+    import cc3d
+
+    outside = lesion & ~lung
+    if not outside.any():
+        return None
+    comps = cc3d.connected_components(outside, connectivity=26)
+    # Contact = component voxels next to the lung; a stomach wall beside the lung base touches it
+    # in a few voxels, consolidation the lung mask cut off shares a whole face with it.
+    contact = np.bincount(comps[ndimage.binary_dilation(lung, iterations=1) & outside], minlength=int(comps.max()) + 1)
+    sizes = np.bincount(comps.ravel())
+    mean_hu = np.bincount(comps.ravel(), weights=hu.ravel().astype(np.float64)) / np.maximum(sizes, 1)
+    min_voxels = min_ml * 1000.0 / float(np.prod(spacing))
+    keep = [
+        c for c in range(1, sizes.size)
+        if contact[c] >= MIN_CONTACT_VOXELS and sizes[c] >= min_voxels and mean_hu[c] >= min_hu
+    ]
+    logger.debug("lost-lung candidates (size, contact, mean HU): %s",
+                 [(int(sizes[c]), int(contact[c]), round(float(mean_hu[c]))) for c in range(1, sizes.size)])
+    return np.isin(comps, keep) if keep else None
 
 
 def _remove_small_components(labels: np.ndarray, spacing: Sequence[float], min_ml: float) -> np.ndarray:

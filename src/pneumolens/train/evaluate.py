@@ -11,6 +11,12 @@
   pixels in the lungs), against the radiologists' per-slice labels;
 - the fraction of lesion voxels the network predicts inside the lungs (without restriction),
   the share of predicted lesion volume in the left lung (P002 has left-lobe disease only),
+- 3D Dice of lesions inserted **in 3D** (:func:`~pneumolens.train.insertion.insert_lesions_3d`)
+  into real HU volumes, through the whole 3D path (lungs recomputed on the lesioned volume),
+  for the model and for the density method: into the right lung of P002 (radiologists: no
+  infection there; a background never trained on) and into ``chest_ct_volumes`` lung1/lung2
+  (backgrounds whose slices were trained on with 2D insertions). Synthetic lesions: reported
+  apart from the real-data numbers;
 - wall time of lungs + lesions on P002 and on a 150-slice volume built from it.
 
 Dice is pooled over all pixels of a set (sum of intersections over sum of sizes) and also
@@ -149,6 +155,68 @@ def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
     }
 
 
+def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple[float, float, float], str]]:
+    """``(name, HU volume, spacing, where)``: where = "right" (P002: left lung has real disease) or "both"."""
+    import SimpleITK as sitk
+
+    out = [("covid_ct_md_P002 (right lung)", scan.volume, tuple(scan.spacing), "right")]
+    for name in ("lung1", "lung2"):
+        image = sitk.ReadImage(str(root / "chest_ct_volumes" / f"{name}_image.nrrd"))
+        spacing = tuple(float(v) for v in image.GetSpacing()[::-1])
+        out.append((f"chest_ct_volumes/{name}", sitk.GetArrayFromImage(image).astype(np.int16), spacing, "both"))
+    return out
+
+
+def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: int = 6, seed: int = 0) -> dict:
+    """3D Dice of 3D-inserted lesions in real HU volumes, model vs density (patterns in turn), mean per case."""
+    from pneumolens.anatomy import segment_lungs
+    from pneumolens.lesions import segment_lesions
+    from pneumolens.train.insertion import PATTERNS, insert_lesions_3d
+
+    scan = scan if scan is not None else load_p002(root)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, vol, spacing, where in _inserted_backgrounds(root, scan):
+        clean = segment_lungs(vol, spacing)
+        target = clean.right if where == "right" else clean.union
+        region = np.ones(vol.shape, dtype=bool)
+        if where == "right":  # score the right side only: x index grows toward patient left (LPS)
+            mid = (np.nonzero(clean.right.any(axis=(0, 1)))[0].max() + np.nonzero(clean.left.any(axis=(0, 1)))[0].min()) // 2
+            region[:, :, mid:] = False
+        ml = float(np.prod(spacing)) / 1000.0
+        for i in range(cases):
+            ins = insert_lesions_3d(vol, target, spacing=spacing, rng=rng, pattern=PATTERNS[i % len(PATTERNS)])
+            lesioned = np.round(ins.hu).astype(np.int16)
+            lungs = segment_lungs(lesioned, spacing)
+            row = {
+                "volume": name,
+                "pattern": ins.pattern,
+                "truth_ml": round(float((ins.labels > 0).sum() * ml), 2),
+                "truth_consolidation_ml": round(float((ins.labels == 2).sum() * ml), 2),
+                "truth_inside_lungs": float(((ins.labels > 0) & lungs.union).sum() / max(1, (ins.labels > 0).sum())),
+            }
+            # "model_clean_lungs": the lung mask of the scan before insertion (an oracle lung mask
+            # that contains the inserted lesion), to tell lesion-model misses from lung-mask misses.
+            runs = (("model", lungs, {"weights": model}), ("density", lungs, {}), ("model_clean_lungs", clean, {"weights": model}))
+            for key, lung_masks, opts in runs:
+                method = key.split("_", 1)[0]
+                pred = segment_lesions(lesioned, spacing, lung_masks, method=method, **opts).labels * region
+                row[key] = {
+                    "dice": dice(pred > 0, ins.labels > 0, both_empty="nan"),
+                    "dice_ggo": dice(pred == 1, ins.labels == 1, both_empty="nan"),
+                    "dice_consolidation": dice(pred == 2, ins.labels == 2, both_empty="nan"),
+                    "predicted_ml": round(float((pred > 0).sum() * ml), 2),
+                }
+            rows.append(row)
+            logger.info("inserted 3D %s %s: %s", name, ins.pattern, row)
+    summary = {
+        run: {key: float(np.nanmean([r[run][key] for r in rows])) for key in ("dice", "dice_ggo", "dice_consolidation")}
+        for run in ("model", "density", "model_clean_lungs")
+    }
+    summary["truth_inside_lungs"] = float(np.mean([r["truth_inside_lungs"] for r in rows]))
+    return {"cases": rows, "mean": summary, "seed": seed}
+
+
 def time_150(model: models.Model, scan, *, repeats: int = 1) -> dict:
     """Wall time of lungs + lesions on a 512x512x150 volume (P002 with 17 slices repeated)."""
     from pneumolens.anatomy import segment_lungs
@@ -177,6 +245,7 @@ def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing
         "zenodo_holdout": evaluate_zenodo(model, root),
         "medseg_holdout": evaluate_medseg(model, root),
         "covid_ct_md_P002": evaluate_p002(model, root, scan=scan),
+        "inserted_3d": evaluate_inserted_3d(model, root, scan=scan),
     }
     if timing:
         out["timing_512x512x150"] = time_150(model, scan)

@@ -13,6 +13,7 @@ about -100..+50 HU soft tissue that hides the vessels.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,50 @@ def _region(lungs: np.ndarray, pattern: str, pixel_mm: float, rng: np.random.Gen
     return regions
 
 
+def _choose_pattern(pattern: str | None, rng: np.random.Generator) -> str:
+    if pattern is None:
+        pattern = str(rng.choice(PATTERNS, p=[0.45, 0.35, 0.2]))
+    if pattern not in PATTERNS:
+        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+    return pattern
+
+
+def _paint(
+    out: np.ndarray,
+    labels: np.ndarray,
+    soft: np.ndarray,
+    lungs: np.ndarray,
+    *,
+    pattern: str,
+    noise: np.ndarray,
+    rng: np.random.Generator,
+    sigma: Callable[[float], float | tuple[float, ...]],
+) -> None:
+    """Paint one soft region into ``out`` (HU) and ``labels`` in place (2D or 3D).
+
+    ``sigma`` turns a smoothing width in in-plane pixels into the per-axis sigma of the array
+    (identity in 2D; a smaller z sigma for thicker slices in 3D).
+    """
+    soft = ndimage.gaussian_filter(soft.astype(np.float32), sigma(1.0)) * lungs
+    kind = rng.choice(["ggo", "consolidation", "mixed"], p=[0.55, 0.15, 0.30] if pattern != "lobar" else [0.25, 0.45, 0.30])
+    texture = _smooth_noise(out.shape, sigma(rng.uniform(1.0, 3.0)), rng)
+    ggo_hu = rng.uniform(-750.0, -420.0) + 45.0 * texture + noise
+    cons_hu = rng.uniform(-90.0, 50.0) + 20.0 * texture + noise
+    if kind in ("ggo", "mixed"):
+        out += soft * (np.maximum(out, ggo_hu) - out)
+        labels[(soft > 0.5) & (labels == 0)] = GGO
+    if kind in ("consolidation", "mixed"):
+        core = soft if kind == "consolidation" else np.clip((soft - 0.6) * 2.5, 0.0, 1.0) * (
+            _smooth_noise(out.shape, sigma(4.0), rng) > -0.3
+        )
+        core = ndimage.gaussian_filter(core.astype(np.float32), sigma(0.7))
+        # Air bronchograms: thin branching air lines kept inside consolidation.
+        bronchi = np.abs(_smooth_noise(out.shape, sigma(3.0), rng)) < 0.06
+        cons = np.where(bronchi & (rng.random() < 0.5), out, cons_hu)
+        out += core * (cons - out)
+        labels[core > 0.5] = CONSOLIDATION
+
+
 def insert_lesions(
     hu: np.ndarray,
     lungs: np.ndarray,
@@ -118,31 +163,136 @@ def insert_lesions(
     InsertedSlice
         HU with lesions (float32) and uint8 labels (1 GGO, 2 consolidation), inside ``lungs``.
     """
-    if pattern is None:
-        pattern = str(rng.choice(PATTERNS, p=[0.45, 0.35, 0.2]))
-    if pattern not in PATTERNS:
-        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+    pattern = _choose_pattern(pattern, rng)
     out = np.asarray(hu, dtype=np.float32).copy()
     labels = np.zeros(hu.shape, dtype=np.uint8)
     noise = 18.0 * rng.standard_normal(hu.shape).astype(np.float32)
     for soft in _region(lungs, pattern, pixel_mm, rng):
-        soft = ndimage.gaussian_filter(soft.astype(np.float32), 1.0) * lungs
-        kind = rng.choice(["ggo", "consolidation", "mixed"], p=[0.55, 0.15, 0.30] if pattern != "lobar" else [0.25, 0.45, 0.30])
-        texture = _smooth_noise(hu.shape, rng.uniform(1.0, 3.0), rng)
-        ggo_hu = rng.uniform(-750.0, -420.0) + 45.0 * texture + noise
-        cons_hu = rng.uniform(-90.0, 50.0) + 20.0 * texture + noise
-        if kind in ("ggo", "mixed"):
-            out = out + soft * (np.maximum(out, ggo_hu) - out)
-            labels[(soft > 0.5) & (labels == 0)] = GGO
-        if kind in ("consolidation", "mixed"):
-            core = soft if kind == "consolidation" else np.clip((soft - 0.6) * 2.5, 0.0, 1.0) * (
-                _smooth_noise(hu.shape, 4.0, rng) > -0.3
-            )
-            core = ndimage.gaussian_filter(core.astype(np.float32), 0.7)
-            # Air bronchograms: thin branching air lines kept inside consolidation.
-            bronchi = np.abs(_smooth_noise(hu.shape, 3.0, rng)) < 0.06
-            cons = np.where(bronchi & (rng.random() < 0.5), out, cons_hu)
-            out = out + core * (cons - out)
-            labels[core > 0.5] = CONSOLIDATION
+        _paint(out, labels, soft, lungs, pattern=pattern, noise=noise, rng=rng, sigma=lambda s: s)
     labels[~lungs] = 0
     return InsertedSlice(hu=out, labels=labels, pattern=pattern)
+
+
+# ---------------------------------------------------------------- 3D
+@dataclass(frozen=True)
+class InsertedVolume:
+    """A HU volume with 3D lesions inserted, their labels and how many foci were drawn."""
+
+    hu: np.ndarray
+    labels: np.ndarray
+    pattern: str
+    foci: int
+
+
+def _blob_3d(
+    lungs: np.ndarray, centre: np.ndarray, radius_mm: float, spacing: tuple[float, float, float], rng: np.random.Generator
+) -> tuple[tuple[slice, ...], np.ndarray]:
+    """Soft irregular ellipsoid (rotated in the axial plane) in a box around ``centre``."""
+    ay, ax, az = (radius_mm * rng.uniform(0.6, 1.4) for _ in range(3))
+    theta = rng.uniform(0, np.pi)
+    half = [int(np.ceil(3.1 * radius_mm / sp)) for sp in spacing]  # covers radius x 1.4 plus wobble
+    box = tuple(slice(max(0, int(c) - h), min(n, int(c) + h + 1)) for c, h, n in zip(centre, half, lungs.shape))
+    dz, dy, dx = (
+        (np.arange(b.start, b.stop, dtype=np.float32) - c) * sp
+        for b, c, sp in zip(box, centre, spacing)
+    )
+    dz, dy, dx = dz[:, None, None], dy[None, :, None], dx[None, None, :]
+    ry = (dy * np.cos(theta) - dx * np.sin(theta)) / ay
+    rx = (dy * np.sin(theta) + dx * np.cos(theta)) / ax
+    r = np.sqrt(ry**2 + rx**2 + (dz / az) ** 2)
+    shape = tuple(b.stop - b.start for b in box)
+    wobble = 0.35 * _smooth_noise(shape, tuple(max(radius_mm / 3.0 / sp, 0.5) for sp in spacing), rng)
+    return box, np.clip((1.0 - (r + wobble)) * 3.0, 0.0, 1.0) * lungs[box]
+
+
+def _regions_3d(
+    lungs: np.ndarray, pattern: str, spacing: tuple[float, float, float], rng: np.random.Generator
+) -> list[tuple[tuple[slice, ...], np.ndarray]]:
+    """Soft 3D regions ``(box, soft)`` inside ``lungs`` for the given pattern."""
+    if pattern == "lobar":
+        # Dependent (posterior) part of the lower half of one lung, with an irregular front.
+        lab, n = ndimage.label(lungs)
+        if n == 0:
+            return []
+        sizes = ndimage.sum_labels(lungs, lab, index=np.arange(1, n + 1))
+        pick = int(rng.choice(np.arange(1, n + 1), p=sizes / sizes.sum()))
+        box = ndimage.find_objects((lab == pick).astype(np.uint8))[0]
+        lung = lab[box] == pick
+        z_cut = rng.uniform(0.35, 0.65) * lung.shape[0]  # canonical z: index 0 is most inferior
+        y_cut = rng.uniform(0.35, 0.8) * lung.shape[1]
+        zz = np.arange(lung.shape[0], dtype=np.float32)[:, None, None]
+        yy = np.arange(lung.shape[1], dtype=np.float32)[None, :, None]
+        wobble_mm = 6.0 * _smooth_noise(lung.shape, tuple(10.0 / sp for sp in spacing), rng)
+        front_mm = np.minimum((yy - y_cut) * spacing[1], (z_cut - zz) * spacing[0]) + wobble_mm
+        return [(box, np.clip(front_mm / (3.0 * spacing[1]), 0.0, 1.0) * lung)]
+    if pattern == "peripheral":
+        n_foci, radius_mm = int(rng.integers(1, 4)), (10.0, 30.0)
+    else:
+        n_foci, radius_mm = int(rng.integers(3, 9)), (5.0, 14.0)
+    near = _subpleural(lungs, spacing[1:]) if pattern == "peripheral" else lungs
+    candidates = np.flatnonzero(near)
+    if candidates.size == 0:
+        return []
+    regions = []
+    for _ in range(n_foci):
+        centre = np.array(np.unravel_index(candidates[rng.integers(candidates.size)], lungs.shape))
+        regions.append(_blob_3d(lungs, centre, rng.uniform(*radius_mm), spacing, rng))
+    return regions
+
+
+def _subpleural(lungs: np.ndarray, pixel_mm: tuple[float, float], depth_mm: float = 10.0) -> np.ndarray:
+    """Lung voxels within ``depth_mm`` of the lung border in their axial slice."""
+    out = np.zeros(lungs.shape, dtype=bool)
+    for z in np.flatnonzero(lungs.any(axis=(1, 2))):
+        out[z] = lungs[z] & (ndimage.distance_transform_edt(lungs[z], sampling=pixel_mm) < depth_mm)
+    return out
+
+
+def insert_lesions_3d(
+    hu: np.ndarray,
+    lungs: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    rng: np.random.Generator,
+    pattern: str | None = None,
+) -> InsertedVolume:
+    """Insert pneumonia-like lesions that extend across slices into a HU volume.
+
+    The same textures and HU as :func:`insert_lesions`, drawn as 3D regions: subpleural
+    ellipsoids ("peripheral"), scattered foci ("multifocal"), or the dependent lower part of one
+    lung ("lobar"). Work is done in boxes around each region, so a 512x512x300 volume is fine.
+
+    Parameters
+    ----------
+    hu
+        ``(Z, Y, X)`` volume in HU (not modified); canonical order, index 0 most inferior.
+    lungs
+        ``(Z, Y, X)`` boolean mask where lesions may go.
+    spacing
+        Voxel size ``(z, y, x)`` in mm.
+    rng, pattern
+        As for :func:`insert_lesions`.
+
+    Returns
+    -------
+    InsertedVolume
+        float32 HU with lesions and uint8 labels (1 GGO, 2 consolidation), inside ``lungs``.
+    """
+    pattern = _choose_pattern(pattern, rng)
+    hu, lungs = np.asarray(hu), np.asarray(lungs, dtype=bool)
+    if hu.ndim != 3 or lungs.shape != hu.shape:
+        raise ValueError(f"hu and lungs must be 3D arrays of one shape, got {hu.shape} and {lungs.shape}")
+    sp = tuple(float(s) for s in spacing)
+    out = hu.astype(np.float32, copy=True)
+    labels = np.zeros(hu.shape, dtype=np.uint8)
+    regions = _regions_3d(lungs, pattern, sp, rng)
+
+    def sigma(s: float) -> tuple[float, float, float]:  # in-plane pixels -> per-axis voxels
+        return (s * sp[1] / sp[0], s, s)
+
+    for box, soft in regions:
+        sub_out, sub_labels = out[box], labels[box]  # views: painted in place
+        noise = 18.0 * rng.standard_normal(soft.shape).astype(np.float32)
+        _paint(sub_out, sub_labels, soft, lungs[box], pattern=pattern, noise=noise, rng=rng, sigma=sigma)
+    labels[~lungs] = 0
+    return InsertedVolume(hu=out, labels=labels, pattern=pattern, foci=len(regions))

@@ -1,0 +1,45 @@
+"""Mask objects: validation, and lungs completed with voxels a later stage found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG, LesionMasks, LungMasks
+
+
+def _two_lungs() -> LungMasks:
+    labels = np.zeros((6, 20, 30), np.uint8)
+    labels[:, 5:15, 2:12] = RIGHT_LUNG
+    labels[:, 5:15, 18:28] = LEFT_LUNG
+    return LungMasks(labels=labels, airways=np.zeros(labels.shape, bool))
+
+
+def test_with_added_takes_the_nearest_lung_label() -> None:
+    lungs = _two_lungs()
+    add = np.zeros(lungs.labels.shape, bool)
+    add[2:4, 15:18, 3:8] = True  # below the right lung
+    add[2:4, 15:18, 22:26] = True  # below the left lung
+    add[0, 6, 4] = True  # already right lung: unchanged
+    out = lungs.with_added(add)
+    assert (out.labels[2:4, 15:18, 3:8] == RIGHT_LUNG).all()
+    assert (out.labels[2:4, 15:18, 22:26] == LEFT_LUNG).all()
+    assert out.union.sum() == lungs.union.sum() + 2 * 3 * 5 + 2 * 3 * 4
+    assert out.airways is lungs.airways
+    assert lungs.labels[2, 16, 4] == 0, "the original masks are not modified"
+
+
+def test_with_added_nothing_returns_same_object() -> None:
+    lungs = _two_lungs()
+    assert lungs.with_added(np.zeros(lungs.labels.shape, bool)) is lungs
+
+
+def test_with_added_shape_mismatch_raises() -> None:
+    with pytest.raises(ValueError, match="differs from lungs shape"):
+        _two_lungs().with_added(np.zeros((2, 2, 2), bool))
+
+
+def test_lesion_masks_check_lung_additions_shape() -> None:
+    labels = np.zeros((2, 3, 3), np.uint8)
+    with pytest.raises(ValueError, match="lung_additions"):
+        LesionMasks(labels, np.zeros(labels.shape, np.float32), "density", lung_additions=np.zeros((1, 1, 1), bool))
