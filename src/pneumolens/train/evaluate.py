@@ -11,6 +11,8 @@
   pixels in the lungs), against the radiologists' per-slice labels;
 - the fraction of lesion voxels the network predicts inside the lungs (without restriction),
   the share of predicted lesion volume in the left lung (P002 has left-lobe disease only),
+- on the two scans without pneumonia (``chest_ct_volumes`` lung1/lung2), the lesion % of lung
+  and the lung volume the lesion step adds to the lung mask (``lung_additions``);
 - 3D Dice of lesions inserted **in 3D** (:func:`~pneumolens.train.insertion.insert_lesions_3d`)
   into real HU volumes, through the whole 3D path (lungs recomputed on the lesioned volume),
   for the model and for the density method: into the right lung of P002 (radiologists: no
@@ -149,22 +151,48 @@ def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
         "fraction_left_lung": float(((les.labels > 0) & lungs.left).sum() / max(1, (les.labels > 0).sum())),
         "fraction_inside_lungs_unrestricted": float((raw_any & lung).sum() / max(1, raw_any.sum())),
         "lesion_slices_without_infection_label": int(((les.labels > 0).any(axis=(1, 2)) & (truth == 0)).sum()),
+        "lung_added_ml": _added_ml(les, ml),
         "seconds_lungs": round(t_lungs, 2),
         "seconds_lesions": round(t_lesions, 2),
         "shape": list(scan.shape),
     }
 
 
-def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple[float, float, float], str]]:
-    """``(name, HU volume, spacing, where)``: where = "right" (P002: left lung has real disease) or "both"."""
+def _added_ml(lesions, voxel_ml: float) -> float:
+    return 0.0 if lesions.lung_additions is None else float(lesions.lung_additions.sum() * voxel_ml)
+
+
+def evaluate_normal(model: models.Model, root: Path) -> dict:
+    """Lesion % of lung and lung added by the lesion step on the two scans without pneumonia."""
+    from pneumolens.anatomy import segment_lungs
+
+    out = {}
+    for name, vol, spacing, _ in _normal_volumes(root):
+        lungs = segment_lungs(vol, spacing)
+        les = segment_lesions_model(vol, spacing, lungs, weights=model)
+        ml = float(np.prod(spacing)) / 1000.0
+        out[name] = {
+            "lesion_percent_of_lung": float(100.0 * (les.labels > 0).sum() / max(1, lungs.union.sum())),
+            "lung_added_ml": _added_ml(les, ml),
+        }
+    return out
+
+
+def _normal_volumes(root: Path) -> list[tuple[str, np.ndarray, tuple[float, float, float], str]]:
+    """``chest_ct_volumes`` lung1/lung2 (no pneumonia) as ``(name, HU volume, spacing, "both")``."""
     import SimpleITK as sitk
 
-    out = [("covid_ct_md_P002 (right lung)", scan.volume, tuple(scan.spacing), "right")]
+    out = []
     for name in ("lung1", "lung2"):
         image = sitk.ReadImage(str(root / "chest_ct_volumes" / f"{name}_image.nrrd"))
         spacing = tuple(float(v) for v in image.GetSpacing()[::-1])
         out.append((f"chest_ct_volumes/{name}", sitk.GetArrayFromImage(image).astype(np.int16), spacing, "both"))
     return out
+
+
+def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple[float, float, float], str]]:
+    """``(name, HU volume, spacing, where)``: where = "right" (P002: left lung has real disease) or "both"."""
+    return [("covid_ct_md_P002 (right lung)", scan.volume, tuple(scan.spacing), "right"), *_normal_volumes(root)]
 
 
 def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: int = 6, seed: int = 0) -> dict:
@@ -245,11 +273,34 @@ def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing
         "zenodo_holdout": evaluate_zenodo(model, root),
         "medseg_holdout": evaluate_medseg(model, root),
         "covid_ct_md_P002": evaluate_p002(model, root, scan=scan),
+        "normal_lungs": evaluate_normal(model, root),
         "inserted_3d": evaluate_inserted_3d(model, root, scan=scan),
     }
     if timing:
         out["timing_512x512x150"] = time_150(model, scan)
     return out
+
+
+def inserted_table(inserted: dict) -> str:
+    """Markdown table of :func:`evaluate_inserted_3d` results: mean Dice per background and pattern."""
+    runs = (("model", "model"), ("model_clean_lungs", "model, lung mask of the clean scan"), ("density", "density"))
+    head = "| background | pattern | cases | lesion mL (mean) | kept by the lung mask | " + " | ".join(
+        f"Dice {label}" for _, label in runs
+    )
+    lines = [head + " |", "|" + "---|" * (5 + len(runs))]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in inserted["cases"]:
+        groups.setdefault((row["volume"], row["pattern"]), []).append(row)
+    for (volume, pattern), rows in groups.items():
+        cells = [volume, pattern, str(len(rows)), f"{np.mean([r['truth_ml'] for r in rows]):.0f}",
+                 f"{100 * np.mean([r['truth_inside_lungs'] for r in rows]):.0f} %"]
+        cells += [f"{np.nanmean([r[key]['dice'] for r in rows]):.2f}" for key, _ in runs]
+        lines.append("| " + " | ".join(cells) + " |")
+    mean = inserted["mean"]
+    lines.append("| **all** | | " + str(len(inserted["cases"])) + " | | "
+                 + f"{100 * mean['truth_inside_lungs']:.0f} % | "
+                 + " | ".join(f"**{mean[key]['dice']:.2f}**" for key, _ in runs) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="also print the 3D inserted-lesion table")
     args = parser.parse_args(argv)
     root = args.data or RecipeConfig(base_dir=Path(__file__).resolve().parents[3] / "configs").data_root()
     result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing)
@@ -268,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(text + "\n")
     print(text)
+    if args.markdown:
+        print(inserted_table(result["inserted_3d"]))
     return 0
 
 

@@ -1,0 +1,23 @@
+"""The 3D inserted-lesion table printed for the model card."""
+
+from __future__ import annotations
+
+import math
+
+from pneumolens.train.evaluate import inserted_table
+
+
+def _row(volume: str, pattern: str, dice: float) -> dict:
+    scores = {"dice": dice, "dice_ggo": math.nan, "dice_consolidation": dice, "predicted_ml": 1.0}
+    return {"volume": volume, "pattern": pattern, "truth_ml": 10.0, "truth_inside_lungs": 0.5,
+            "model": scores, "model_clean_lungs": scores, "density": {**scores, "dice": 0.1}}
+
+
+def test_table_groups_by_background_and_pattern() -> None:
+    rows = [_row("a", "lobar", 0.8), _row("a", "lobar", 0.6), _row("b", "peripheral", 0.4)]
+    mean = {k: {"dice": 0.6} for k in ("model", "model_clean_lungs", "density")}
+    table = inserted_table({"cases": rows, "mean": {**mean, "truth_inside_lungs": 0.5}}).splitlines()
+    assert len(table) == 2 + 2 + 1  # header, rule, two groups, total
+    assert table[2].startswith("| a | lobar | 2 | 10 | 50 % | 0.70 | 0.70 | 0.10 |")
+    assert table[3].startswith("| b | peripheral | 1 |")
+    assert "**0.60**" in table[-1]
