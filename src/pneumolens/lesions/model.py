@@ -183,18 +183,30 @@ def _lost_dense_lung(
     if not outside.any():
         return None
     comps = cc3d.connected_components(outside, connectivity=26)
-    # Contact = component voxels next to the lung; a stomach wall beside the lung base touches it
-    # in a few voxels, consolidation the lung mask cut off shares a whole face with it.
-    contact = np.bincount(comps[ndimage.binary_dilation(lung, iterations=1) & outside], minlength=int(comps.max()) + 1)
-    sizes = np.bincount(comps.ravel())
-    mean_hu = np.bincount(comps.ravel(), weights=hu.ravel().astype(np.float64)) / np.maximum(sizes, 1)
+    # Contact = component voxels with a face-neighbour in the lung; a stomach wall beside the lung
+    # base touches it in a few voxels, consolidation the lung mask cut off shares a whole face.
+    # (Shifted views instead of a binary dilation: several times faster on a whole lung box.)
+    beside = np.zeros(lung.shape, dtype=bool)
+    for axis in range(3):
+        n = lung.shape[axis]
+        lo = [slice(None)] * 3
+        hi = [slice(None)] * 3
+        lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
+        beside[tuple(lo)] |= lung[tuple(hi)]
+        beside[tuple(hi)] |= lung[tuple(lo)]
+    labels_out, hu_out = comps[outside], hu[outside].astype(np.float64)
+    n_comps = int(comps.max()) + 1
+    contact = np.bincount(comps[outside & beside], minlength=n_comps)
+    sizes = np.bincount(labels_out, minlength=n_comps)
+    mean_hu = np.bincount(labels_out, weights=hu_out, minlength=n_comps) / np.maximum(sizes, 1)
     min_voxels = min_ml * 1000.0 / float(np.prod(spacing))
     keep = [
         c for c in range(1, sizes.size)
         if contact[c] >= MIN_CONTACT_VOXELS and sizes[c] >= min_voxels and mean_hu[c] >= min_hu
     ]
-    logger.debug("lost-lung candidates (size, contact, mean HU): %s",
-                 [(int(sizes[c]), int(contact[c]), round(float(mean_hu[c]))) for c in range(1, sizes.size)])
+    if logger.isEnabledFor(logging.DEBUG):
+        stats = [(int(sizes[c]), int(contact[c]), round(float(mean_hu[c]))) for c in range(1, sizes.size)]
+        logger.debug("lost-lung candidates (size, contact, mean HU): %s", stats)
     return np.isin(comps, keep) if keep else None
 
 
