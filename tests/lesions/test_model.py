@@ -133,15 +133,13 @@ def test_p002_slice_detection_auc_and_lesions_in_lungs(model, shared_data) -> No
 def test_lobar_consolidation_in_real_ct_survives_the_lung_mask(model, shared_data) -> None:
     """3D lobar consolidation inserted into a real CT: the classical lung mask of the lesioned
     scan loses most of it, the lesion step adds it back (measured on lung1, seed 0: 0.90 vs 0.51)."""
-    import SimpleITK as sitk
-
     from pneumolens.anatomy import segment_lungs
+    from pneumolens.io import load_scan
     from pneumolens.train.insertion import insert_lesions_3d
     from pneumolens.validate.segmentation import dice
 
-    image = sitk.ReadImage(str(shared_data / "chest_ct_volumes" / "lung1_image.nrrd"))
-    volume = sitk.GetArrayFromImage(image).astype(np.int16)
-    spacing = tuple(float(v) for v in image.GetSpacing()[::-1])
+    scan = load_scan(shared_data / "chest_ct_volumes" / "lung1_image.nrrd")
+    volume, spacing = scan.volume, scan.spacing
     clean = segment_lungs(volume, spacing)
     ins = insert_lesions_3d(volume, clean.union, spacing=spacing, rng=np.random.default_rng(0), pattern="lobar")
     lesioned = np.round(ins.hu).astype(np.int16)

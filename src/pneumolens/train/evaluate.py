@@ -180,13 +180,12 @@ def evaluate_normal(model: models.Model, root: Path) -> dict:
 
 def _normal_volumes(root: Path) -> list[tuple[str, np.ndarray, tuple[float, float, float], str]]:
     """``chest_ct_volumes`` lung1/lung2 (no pneumonia) as ``(name, HU volume, spacing, "both")``."""
-    import SimpleITK as sitk
+    from pneumolens.io import load_scan
 
     out = []
     for name in ("lung1", "lung2"):
-        image = sitk.ReadImage(str(root / "chest_ct_volumes" / f"{name}_image.nrrd"))
-        spacing = tuple(float(v) for v in image.GetSpacing()[::-1])
-        out.append((f"chest_ct_volumes/{name}", sitk.GetArrayFromImage(image).astype(np.int16), spacing, "both"))
+        scan = load_scan(root / "chest_ct_volumes" / f"{name}_image.nrrd")
+        out.append((f"chest_ct_volumes/{name}", scan.volume, tuple(scan.spacing), "both"))
     return out
 
 

@@ -43,7 +43,9 @@ def lung_mask_2d(hu: np.ndarray, *, pixel_mm: float, threshold_hu: float = -400.
     return enclosed_regions(hu < threshold_hu, min_pixels=int(300.0 / pixel_mm**2))
 
 
-def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _smooth_noise(
+    shape: tuple[int, ...], sigma: float | tuple[float, ...], rng: np.random.Generator
+) -> np.ndarray:
     field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
     return field / (field.std() + 1e-6)
 
