@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pneumolens.train import data as D
@@ -38,3 +39,16 @@ def test_loaded_samples_have_matching_targets(shared_data: Path) -> None:
     assert z.images.shape == (2, 64, 64) and set(z.kinds) == {D.BINARY}
     assert set(z.targets.ravel()) <= {0, 1} and z.targets.any()
     assert set(m.kinds) == {D.MULTICLASS} and set(m.targets.ravel()) <= {0, 1, 2}
+
+
+def test_inserted_samples_carry_extents_and_diffuse_share() -> None:
+    from pneumolens.synthetic import make_chest_phantom
+
+    ph = make_chest_phantom(shape=(8, 128, 128), spacing=(10.0, 2.6, 2.6), seed=1, lesions=())
+    kw = dict(variants=4, negative_fraction=0.0, seed=3)
+    plain = D.inserted_samples([("ph", ph.volume.astype(np.float32), 2.6)], 64, **kw)
+    diffuse = D.inserted_samples([("ph", ph.volume.astype(np.float32), 2.6)], 64, diffuse_fraction=1.0, **kw)
+    assert len(plain) == len(diffuse) > 0 and np.isfinite(plain.extents).all()
+    assert np.all((plain.extents >= 0) & (plain.extents <= 1))
+    # All-diffuse variants cover far more of the lungs than the random focal patterns.
+    assert np.median(diffuse.extents) > 0.3 > np.median(plain.extents)

@@ -105,3 +105,24 @@ def test_3d_bad_shapes_raise(volume_and_lungs) -> None:
         insert_lesions_3d(hu[0], lungs[0], spacing=spacing, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="3D arrays of one shape"):
         insert_lesions_3d(hu, lungs[:-1], spacing=spacing, rng=np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- diffuse disease
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_diffuse_covers_most_of_both_lungs(slice_and_lungs, seed: int) -> None:
+    hu, lungs, _ = slice_and_lungs
+    out = insert_lesions(hu, lungs, pixel_mm=2.2, rng=np.random.default_rng(seed), pattern="diffuse")
+    lesion = out.labels > 0
+    assert 0.3 <= lesion.sum() / lungs.sum() <= 1.0
+    mid = lungs.shape[1] // 2
+    assert lesion[:, :mid].sum() > 0.2 * lungs[:, :mid].sum(), "diffuse disease is bilateral"
+    assert lesion[:, mid:].sum() > 0.2 * lungs[:, mid:].sum(), "diffuse disease is bilateral"
+    assert (out.labels == 1).sum() > (out.labels == 2).sum(), "mostly ground glass"
+
+
+def test_random_patterns_never_draw_diffuse(slice_and_lungs) -> None:
+    # Earlier recipes drew from three patterns; their random streams must not change.
+    hu, lungs, _ = slice_and_lungs
+    rng = np.random.default_rng(0)
+    drawn = {insert_lesions(hu, lungs, pixel_mm=2.2, rng=rng).pattern for _ in range(30)}
+    assert drawn == {"peripheral", "multifocal", "lobar"}

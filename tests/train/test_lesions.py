@@ -88,3 +88,23 @@ def test_bad_config_is_input_error(tmp_path: Path, text: str, message: str) -> N
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         load_config(path)
+
+
+def test_extensive_samples_are_drawn_more_often() -> None:
+    from pneumolens.train import data as D
+    from pneumolens.train.lesions import sample_weights
+
+    n = 4
+    samples = D.SampleSet(
+        np.zeros((n, 8, 8), np.float32),
+        np.zeros((n, 8, 8), np.uint8),
+        np.zeros(n, np.int8),
+        ["zenodo/a", "zenodo/b", "medseg/c", "lung1/z1v0"],
+        np.array([0.1, 0.6, np.nan, 0.3], np.float32),
+    )
+    cfg = load_config(SMOKE)
+    data = dataclasses.replace(
+        cfg.data, weight_zenodo=1.0, weight_medseg=2.0, weight_inserted=1.0, weight_extensive=3.0, extensive_fraction=0.3
+    )
+    w = sample_weights(samples, dataclasses.replace(cfg, data=data))
+    np.testing.assert_allclose(w * (1 + 3 + 2 + 3), [1, 3, 2, 3])

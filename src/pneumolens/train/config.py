@@ -37,9 +37,16 @@ class DataConfig:
     #: Keep slices with a lung mask above this fraction of the image (but below 3 %) as clean
     #: negatives (0 = skip them).
     hu_min_negative_fraction: float = 0.0
+    #: Share of the lesioned HU variants drawn as diffuse disease (0: none, as in stages 1-6).
+    hu_diffuse_fraction: float = 0.0
     weight_zenodo: float = 1.0
     weight_medseg: float = 6.0
     weight_inserted: float = 1.5
+    #: Samples whose lesion covers at least ``extensive_fraction`` of the slice's lungs are
+    #: drawn ``weight_extensive`` times as often (extensive disease is rare in the training
+    #: slices and common in the sickest patients).
+    weight_extensive: float = 1.0
+    extensive_fraction: float = 0.3
 
 
 @dataclass(frozen=True)

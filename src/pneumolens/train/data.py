@@ -14,7 +14,8 @@ Sources (see ``docs/models/lesion_unet2d.md`` for counts and licences):
 
 Every sample is an ``(S, S)`` float32 network input and an ``(S, S)`` uint8 target with a kind:
 ``BINARY`` (0 background / 1 lesion, supervises P(GGO) + P(consolidation)) or ``MULTICLASS``
-(0 / 1 GGO / 2 consolidation).
+(0 / 1 GGO / 2 consolidation), and its extent: the share of the slice's lungs that is lesion
+(NaN where no lung mask exists), so that extensive disease can be drawn more often.
 """
 
 from __future__ import annotations
@@ -52,12 +53,18 @@ FORBIDDEN = ("covid_ct_md_P002",)
 
 @dataclass
 class SampleSet:
-    """Stacked samples: ``images`` (N, S, S) float32, ``targets`` (N, S, S) uint8, ``kinds`` (N,)."""
+    """Stacked samples: ``images`` (N, S, S) float32, ``targets`` (N, S, S) uint8, ``kinds`` (N,),
+    ``extents`` (N,) float32 lesion share of the lungs (NaN: unknown)."""
 
     images: np.ndarray
     targets: np.ndarray
     kinds: np.ndarray
     names: list[str] = field(default_factory=list)
+    extents: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.extents is None:
+            self.extents = np.full(len(self.kinds), np.nan, np.float32)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -67,11 +74,16 @@ class SampleSet:
         return cls(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8), np.zeros(0, np.int8))
 
     @classmethod
-    def stack(cls, items: Sequence[tuple[str, np.ndarray, np.ndarray, int]], size: int) -> SampleSet:
+    def stack(cls, items: Sequence[tuple[str, np.ndarray, np.ndarray, int, float]], size: int) -> SampleSet:
         if not items:
             return cls.empty(size)
-        names, imgs, tgts, kinds = zip(*items)
-        return cls(np.stack(imgs), np.stack(tgts), np.asarray(kinds, np.int8), list(names))
+        names, imgs, tgts, kinds, extents = zip(*items)
+        return cls(np.stack(imgs), np.stack(tgts), np.asarray(kinds, np.int8), list(names), np.asarray(extents, np.float32))
+
+
+def _extent(lesion: np.ndarray, lungs: np.ndarray) -> float:
+    n = int(np.count_nonzero(lungs))
+    return float(np.count_nonzero(lesion)) / n if n else float("nan")
 
 
 def read_gray(path: Path) -> np.ndarray:
@@ -106,7 +118,9 @@ def load_zenodo(root: Path, indices: Iterable[int], size: int) -> SampleSet:
         lungs = read_gray(base / "lungs" / name) > 127
         inf = (read_gray(base / "covid" / name) > 127).astype(np.uint8)
         box = square_box(lungs) if lungs.any() else full_box(img.shape)
-        items.append((f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY))
+        items.append(
+            (f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY, _extent(inf, lungs))
+        )
     return SampleSet.stack(items, size)
 
 
@@ -125,7 +139,7 @@ def load_medseg(root: Path, stems: Iterable[str], size: int) -> SampleSet:
         img = read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0
         gt = read_palette(base / "GT" / f"{s}.png").astype(np.uint8)
         box = full_box(img.shape)
-        items.append((f"medseg/{s}", prepare_slice(img, box, size), prepare_label(gt, box, size), MULTICLASS))
+        items.append((f"medseg/{s}", prepare_slice(img, box, size), prepare_label(gt, box, size), MULTICLASS, np.nan))
     return SampleSet.stack(items, size)
 
 
@@ -154,6 +168,7 @@ def inserted_samples(
     min_lung_fraction: float = 0.03,
     volume_box: bool = False,
     min_negative_fraction: float = 0.0,
+    diffuse_fraction: float = 0.0,
 ) -> SampleSet:
     """Slices of HU volumes with lesions inserted (``variants`` per slice) plus clean negatives.
 
@@ -161,6 +176,8 @@ def inserted_samples(
     inference does (else each slice's own lung box). Slices whose lung mask covers less than
     ``min_lung_fraction`` of the image get no lesions; those above ``min_negative_fraction``
     (> 0) are kept once, clean, as negatives (lung bases and apices, bowel gas).
+    ``diffuse_fraction``: share of the lesioned variants drawn as diffuse disease (the other
+    patterns at random otherwise).
     """
     rng = np.random.default_rng(seed)
     items = []
@@ -173,16 +190,24 @@ def inserted_samples(
             if frac < min_lung_fraction:
                 if min_negative_fraction > 0 and frac >= min_negative_fraction:
                     clean = prepare_slice(window_hu(hu), box, size)
-                    items.append((f"{name}/z{z}neg", clean, np.zeros((size, size), np.uint8), MULTICLASS))
+                    items.append((f"{name}/z{z}neg", clean, np.zeros((size, size), np.uint8), MULTICLASS, 0.0))
                 continue
             for v in range(variants):
                 if rng.random() < negative_fraction:
                     img, lab = hu, np.zeros(hu.shape, np.uint8)
                 else:
-                    ins = insert_lesions(hu, lungs, pixel_mm=pixel_mm, rng=rng)
+                    # Only draw when asked: the earlier recipes' random streams stay as they were.
+                    diffuse = diffuse_fraction > 0 and rng.random() < diffuse_fraction
+                    ins = insert_lesions(hu, lungs, pixel_mm=pixel_mm, rng=rng, pattern="diffuse" if diffuse else None)
                     img, lab = ins.hu, ins.labels
                 items.append(
-                    (f"{name}/z{z}v{v}", prepare_slice(window_hu(img), box, size), prepare_label(lab, box, size), MULTICLASS)
+                    (
+                        f"{name}/z{z}v{v}",
+                        prepare_slice(window_hu(img), box, size),
+                        prepare_label(lab, box, size),
+                        MULTICLASS,
+                        _extent(lab, lungs),
+                    )
                 )
     logger.info("inserted samples: %d", len(items))
     return SampleSet.stack(items, size)
@@ -197,4 +222,5 @@ def concat(sets: Sequence[SampleSet], size: int) -> SampleSet:
         np.concatenate([s.targets for s in sets]),
         np.concatenate([s.kinds for s in sets]),
         [n for s in sets for n in s.names],
+        np.concatenate([s.extents for s in sets]),
     )

@@ -5,7 +5,8 @@ split (the real 2D sets are windowed or CLAHE-processed, and only 50 slices carr
 
 Shapes follow the typical distribution of viral and bacterial pneumonia on CT (Bernheim et al.,
 Radiology 2020, doi 10.1148/radiol.2020200463; Shi et al., Lancet Infect Dis 2020): peripheral
-subpleural patches, multifocal scattered foci, and lobar/dependent consolidation. Intensities:
+subpleural patches, multifocal scattered foci, lobar/dependent consolidation, and diffuse
+bilateral ground-glass with crazy paving (severe COVID-19, ARDS). Intensities:
 ground-glass raises lung attenuation to about -750..-400 HU while vessels stay visible (the
 maximum of the lesion field and the original), consolidation replaces the parenchyma with
 about -100..+50 HU soft tissue that hides the vessels.
@@ -22,7 +23,11 @@ from scipy import ndimage
 from pneumolens.masks import CONSOLIDATION, GGO
 from pneumolens.models.preprocess import enclosed_regions
 
-PATTERNS = ("peripheral", "multifocal", "lobar")
+#: Patterns drawn at random (``pattern=None``) with these probabilities.
+RANDOM_PATTERNS = ("peripheral", "multifocal", "lobar")
+RANDOM_WEIGHTS = (0.45, 0.35, 0.2)
+#: Every pattern; "diffuse" only when asked for, so the random draws of the earlier recipes stay.
+PATTERNS = (*RANDOM_PATTERNS, "diffuse")
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,28 @@ def _blob(shape: tuple[int, int], centre: tuple[float, float], radius_px: float,
     return np.clip((1.0 - (r + wobble)) * 3.0, 0.0, 1.0)
 
 
+def _diffuse(lungs: np.ndarray, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    """Soft region covering 40-95 % of ``lungs`` (2D or 3D), patchy and denser posteriorly.
+
+    A smooth noise field (about 12 mm blobs) plus a gradient towards the dependent side (larger
+    y), cut at the quantile that gives the drawn coverage; spared lobules stay as holes.
+    """
+    if not lungs.any():
+        return np.zeros(lungs.shape, np.float32)
+    field = _smooth_noise(lungs.shape, tuple(12.0 / sp for sp in spacing), rng)
+    ys = np.nonzero(lungs.any(axis=tuple(a for a in range(lungs.ndim) if a != lungs.ndim - 2)))[0]
+    y = np.arange(lungs.shape[-2], dtype=np.float32).reshape((-1, 1))
+    field += rng.uniform(0.0, 1.5) * (y - ys[0]) / max(ys[-1] - ys[0], 1)
+    cut = np.quantile(field[lungs], 1.0 - rng.uniform(0.4, 0.95))
+    return np.clip((field - cut) * 3.0, 0.0, 1.0) * lungs
+
+
 def _region(lungs: np.ndarray, pattern: str, pixel_mm: float, rng: np.random.Generator) -> list[np.ndarray]:
     """Soft regions (one per focus) inside ``lungs`` for the given pattern."""
     shape = lungs.shape
     coords = np.argwhere(lungs)
+    if pattern == "diffuse":
+        return [_diffuse(lungs, (pixel_mm, pixel_mm), rng)]
     if pattern == "lobar":
         # Dependent (posterior, larger y) part of one lung, with an irregular front.
         lab, n = ndimage.label(lungs)
@@ -95,10 +118,14 @@ def _region(lungs: np.ndarray, pattern: str, pixel_mm: float, rng: np.random.Gen
 
 def _choose_pattern(pattern: str | None, rng: np.random.Generator) -> str:
     if pattern is None:
-        pattern = str(rng.choice(PATTERNS, p=[0.45, 0.35, 0.2]))
+        pattern = str(rng.choice(RANDOM_PATTERNS, p=list(RANDOM_WEIGHTS)))
     if pattern not in PATTERNS:
         raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
     return pattern
+
+
+#: Probabilities of ground-glass / consolidation / mixed lesions per pattern.
+KIND_WEIGHTS = {"default": [0.55, 0.15, 0.30], "lobar": [0.25, 0.45, 0.30], "diffuse": [0.6, 0.05, 0.35]}
 
 
 def _paint(
@@ -111,6 +138,7 @@ def _paint(
     noise: np.ndarray,
     rng: np.random.Generator,
     sigma: Callable[[float], float | tuple[float, ...]],
+    pixel_mm: float,
 ) -> None:
     """Paint one soft region into ``out`` (HU) and ``labels`` in place (2D or 3D).
 
@@ -118,16 +146,22 @@ def _paint(
     (identity in 2D; a smaller z sigma for thicker slices in 3D).
     """
     soft = ndimage.gaussian_filter(soft.astype(np.float32), sigma(1.0)) * lungs
-    kind = rng.choice(["ggo", "consolidation", "mixed"], p=[0.55, 0.15, 0.30] if pattern != "lobar" else [0.25, 0.45, 0.30])
+    kind = rng.choice(["ggo", "consolidation", "mixed"], p=KIND_WEIGHTS.get(pattern, KIND_WEIGHTS["default"]))
     texture = _smooth_noise(out.shape, sigma(rng.uniform(1.0, 3.0)), rng)
     ggo_hu = rng.uniform(-750.0, -420.0) + 45.0 * texture + noise
+    if pattern == "diffuse" and rng.random() < 0.6:
+        # Crazy paving: thickened interlobular septa, a bright network of ~1 cm cells over the
+        # ground glass (zero crossings of a smooth field).
+        septa = np.abs(_smooth_noise(out.shape, sigma(3.0 / pixel_mm), rng)) < 0.1
+        ggo_hu = ggo_hu + septa * rng.uniform(80.0, 200.0)
     cons_hu = rng.uniform(-90.0, 50.0) + 20.0 * texture + noise
     if kind in ("ggo", "mixed"):
         out += soft * (np.maximum(out, ggo_hu) - out)
         labels[(soft > 0.5) & (labels == 0)] = GGO
     if kind in ("consolidation", "mixed"):
+        # Mixed: consolidated patches inside the ground glass (fewer in diffuse disease).
         core = soft if kind == "consolidation" else np.clip((soft - 0.6) * 2.5, 0.0, 1.0) * (
-            _smooth_noise(out.shape, sigma(4.0), rng) > -0.3
+            _smooth_noise(out.shape, sigma(4.0), rng) > (1.0 if pattern == "diffuse" else -0.3)
         )
         core = ndimage.gaussian_filter(core.astype(np.float32), sigma(0.7))
         # Air bronchograms: thin branching air lines kept inside consolidation.
@@ -170,7 +204,7 @@ def insert_lesions(
     labels = np.zeros(hu.shape, dtype=np.uint8)
     noise = 18.0 * rng.standard_normal(hu.shape).astype(np.float32)
     for soft in _region(lungs, pattern, pixel_mm, rng):
-        _paint(out, labels, soft, lungs, pattern=pattern, noise=noise, rng=rng, sigma=lambda s: s)
+        _paint(out, labels, soft, lungs, pattern=pattern, noise=noise, rng=rng, sigma=lambda s: s, pixel_mm=pixel_mm)
     labels[~lungs] = 0
     return InsertedSlice(hu=out, labels=labels, pattern=pattern)
 
@@ -211,6 +245,9 @@ def _regions_3d(
     lungs: np.ndarray, pattern: str, spacing: tuple[float, float, float], rng: np.random.Generator
 ) -> list[tuple[tuple[slice, ...], np.ndarray]]:
     """Soft 3D regions ``(box, soft)`` inside ``lungs`` for the given pattern."""
+    if pattern == "diffuse":
+        box = tuple(slice(0, n) for n in lungs.shape)
+        return [(box, _diffuse(lungs, spacing, rng))]
     if pattern == "lobar":
         # Dependent (posterior) part of the lower half of one lung, with an irregular front.
         lab, n = ndimage.label(lungs)
@@ -261,8 +298,8 @@ def insert_lesions_3d(
     """Insert pneumonia-like lesions that extend across slices into a HU volume.
 
     The same textures and HU as :func:`insert_lesions`, drawn as 3D regions: subpleural
-    ellipsoids ("peripheral"), scattered foci ("multifocal"), or the dependent lower part of one
-    lung ("lobar"). Work is done in boxes around each region, so a 512x512x300 volume is fine.
+    ellipsoids ("peripheral"), scattered foci ("multifocal"), the dependent lower part of one
+    lung ("lobar"), or patchy ground glass through most of both lungs ("diffuse"). Work is done in boxes around each region, so a 512x512x300 volume is fine.
 
     Parameters
     ----------
@@ -295,6 +332,6 @@ def insert_lesions_3d(
     for box, soft in regions:
         sub_out, sub_labels = out[box], labels[box]  # views: painted in place
         noise = 18.0 * rng.standard_normal(soft.shape).astype(np.float32)
-        _paint(sub_out, sub_labels, soft, lungs[box], pattern=pattern, noise=noise, rng=rng, sigma=sigma)
+        _paint(sub_out, sub_labels, soft, lungs[box], pattern=pattern, noise=noise, rng=rng, sigma=sigma, pixel_mm=sp[1])
     labels[~lungs] = 0
     return InsertedVolume(hu=out, labels=labels, pattern=pattern, foci=len(regions))

@@ -84,6 +84,7 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
             seed=cfg.train.seed,
             volume_box=d.hu_volume_box,
             min_negative_fraction=d.hu_min_negative_fraction,
+            diffuse_fraction=d.hu_diffuse_fraction,
         )
         train_parts.append(ins)
         summary["inserted"] = {"volumes": [v[0] for v in volumes], "samples": len(ins)}
@@ -110,6 +111,7 @@ def sample_weights(train: D.SampleSet, cfg: RecipeConfig) -> np.ndarray:
     for i, n in enumerate(train.names):
         src = n.split("/", 1)[0]
         w[i] = {"zenodo": cfg.data.weight_zenodo, "medseg": cfg.data.weight_medseg}.get(src, cfg.data.weight_inserted)
+    w[train.extents >= cfg.data.extensive_fraction] *= cfg.data.weight_extensive  # NaN compares False
     return w / w.sum()
 
 
@@ -242,8 +244,13 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
     cache = out / "samples.npz"
     if resume and cache.exists():
         z = np.load(cache, allow_pickle=False)
-        train_set = D.SampleSet(z["train_images"], z["train_targets"], z["train_kinds"], list(z["train_names"]))
-        val_set = D.SampleSet(z["val_images"], z["val_targets"], z["val_kinds"], list(z["val_names"]))
+        train_set, val_set = (
+            D.SampleSet(
+                z[f"{k}_images"], z[f"{k}_targets"], z[f"{k}_kinds"], list(z[f"{k}_names"]),
+                z[f"{k}_extents"] if f"{k}_extents" in z else None,  # caches written before extents
+            )
+            for k in ("train", "val")
+        )
         summary = json.loads(str(z["summary"]))
     else:
         t0 = time.time()
@@ -251,8 +258,9 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
         np.savez(
             cache,
             train_images=train_set.images, train_targets=train_set.targets, train_kinds=train_set.kinds,
-            train_names=np.array(train_set.names), val_images=val_set.images, val_targets=val_set.targets,
-            val_kinds=val_set.kinds, val_names=np.array(val_set.names), summary=json.dumps(summary),
+            train_names=np.array(train_set.names), train_extents=train_set.extents, val_images=val_set.images,
+            val_targets=val_set.targets, val_kinds=val_set.kinds, val_names=np.array(val_set.names),
+            val_extents=val_set.extents, summary=json.dumps(summary),
         )
         logger.info("prepared %d train / %d val samples in %.0f s", len(train_set), len(val_set), time.time() - t0)
 
