@@ -107,6 +107,10 @@ def test_zenodo_holdout_dice(model, shared_data) -> None:
 
     out = evaluate_zenodo(model, shared_data, step=8)
     assert out["dice_binary_pooled"] >= ZENODO_DICE_FLOOR
+    assert out["focal_slices"] + out["extensive_slices"] == out["slices"] and out["extensive_slices"] > 0
+    # Dice is the harmonic mean of precision and recall (pooled over the same pixels).
+    p, r = out["precision"], out["recall"]
+    assert out["dice_binary_pooled"] == pytest.approx(2 * p * r / (p + r))
 
 
 @pytest.mark.realdata

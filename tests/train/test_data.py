@@ -45,7 +45,7 @@ def test_inserted_samples_carry_extents_and_diffuse_share() -> None:
     from pneumolens.synthetic import make_chest_phantom
 
     ph = make_chest_phantom(shape=(8, 128, 128), spacing=(10.0, 2.6, 2.6), seed=1, lesions=())
-    kw = dict(variants=4, negative_fraction=0.0, seed=3)
+    kw = {"variants": 4, "negative_fraction": 0.0, "seed": 3}
     plain = D.inserted_samples([("ph", ph.volume.astype(np.float32), 2.6)], 64, **kw)
     diffuse = D.inserted_samples([("ph", ph.volume.astype(np.float32), 2.6)], 64, diffuse_fraction=1.0, **kw)
     assert len(plain) == len(diffuse) > 0 and np.isfinite(plain.extents).all()

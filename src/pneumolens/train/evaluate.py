@@ -60,25 +60,48 @@ def _pooled(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
     return float("nan") if total == 0 else 2.0 * inter / total
 
 
+def _precision_recall(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[float, float]:
+    tp = sum(int(np.logical_and(p, t).sum()) for p, t in zip(preds, truths))
+    return tp / max(1, sum(int(p.sum()) for p in preds)), tp / max(1, sum(int(t.sum()) for t in truths))
+
+
+#: Slices whose lesion covers at least this share of the lungs count as extensive disease.
+EXTENSIVE = 0.3
+
+
 def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5) -> dict:
-    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice)."""
+    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice).
+
+    Also precision / recall, and Dice apart for slices with focal and with extensive disease
+    (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
+    """
     base = root / "covid_seg_2d_zenodo"
     idx = D.zenodo_indices(root, holdout=True, step=step)
-    images, boxes, truths = [], [], []
+    images, boxes, truths, extents = [], [], [], []
     for i in idx:
         name = f"{i:04d}.png"
         images.append(D.read_gray(base / "ct" / name).astype(np.float32) / 255.0)
         lungs = D.read_gray(base / "lungs" / name) > 127
         boxes.append(pp.square_box(lungs) if lungs.any() else pp.full_box(lungs.shape))
         truths.append(D.read_gray(base / "covid" / name) > 127)
+        extents.append(truths[-1].sum() / max(1, lungs.sum()))
     res = segment_slice_images(images, weights=model, boxes=boxes, threshold=threshold)
     preds = [r.labels > 0 for r in res]
-    return {
+    precision, recall = _precision_recall(preds, truths)
+    out = {
         "slices": len(idx),
         "first_last": [idx[0], idx[-1]],
         "dice_binary_pooled": _pooled(preds, truths),
         "dice_binary_mean_per_slice": _per_slice_mean(preds, truths),
+        "precision": precision,
+        "recall": recall,
     }
+    for key, sel in (("focal", [e < EXTENSIVE for e in extents]), ("extensive", [e >= EXTENSIVE for e in extents])):
+        p = [x for x, keep in zip(preds, sel) if keep]
+        t = [x for x, keep in zip(truths, sel) if keep]
+        out[f"{key}_slices"] = len(p)
+        out[f"dice_binary_pooled_{key}"] = _pooled(p, t)
+    return out
 
 
 def evaluate_medseg(model: models.Model, root: Path) -> dict:
@@ -194,7 +217,7 @@ def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple
     return [("covid_ct_md_P002 (right lung)", scan.volume, tuple(scan.spacing), "right"), *_normal_volumes(root)]
 
 
-def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: int = 6, seed: int = 0) -> dict:
+def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: int = 8, seed: int = 0) -> dict:
     """3D Dice of 3D-inserted lesions in real HU volumes, model vs density (patterns in turn), mean per case."""
     from pneumolens.anatomy import segment_lungs
     from pneumolens.lesions import segment_lesions

@@ -247,7 +247,7 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
         train_set, val_set = (
             D.SampleSet(
                 z[f"{k}_images"], z[f"{k}_targets"], z[f"{k}_kinds"], list(z[f"{k}_names"]),
-                z[f"{k}_extents"] if f"{k}_extents" in z else None,  # caches written before extents
+                z.get(f"{k}_extents"),  # None for caches written before extents existed
             )
             for k in ("train", "val")
         )
