@@ -81,7 +81,8 @@ class SampleSet:
         return cls(np.stack(imgs), np.stack(tgts), np.asarray(kinds, np.int8), list(names), np.asarray(extents, np.float32))
 
 
-def _extent(lesion: np.ndarray, lungs: np.ndarray) -> float:
+def lesion_extent(lesion: np.ndarray, lungs: np.ndarray) -> float:
+    """Share of the lung pixels that are lesion (NaN without lungs)."""
     n = int(np.count_nonzero(lungs))
     return float(np.count_nonzero(lesion)) / n if n else float("nan")
 
@@ -119,7 +120,7 @@ def load_zenodo(root: Path, indices: Iterable[int], size: int) -> SampleSet:
         inf = (read_gray(base / "covid" / name) > 127).astype(np.uint8)
         box = square_box(lungs) if lungs.any() else full_box(img.shape)
         items.append(
-            (f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY, _extent(inf, lungs))
+            (f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY, lesion_extent(inf, lungs))
         )
     return SampleSet.stack(items, size)
 
@@ -206,7 +207,7 @@ def inserted_samples(
                         prepare_slice(window_hu(img), box, size),
                         prepare_label(lab, box, size),
                         MULTICLASS,
-                        _extent(lab, lungs),
+                        lesion_extent(lab, lungs),
                     )
                 )
     logger.info("inserted samples: %d", len(items))

@@ -84,7 +84,7 @@ def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold
         lungs = D.read_gray(base / "lungs" / name) > 127
         boxes.append(pp.square_box(lungs) if lungs.any() else pp.full_box(lungs.shape))
         truths.append(D.read_gray(base / "covid" / name) > 127)
-        extents.append(truths[-1].sum() / max(1, lungs.sum()))
+        extents.append(D.lesion_extent(truths[-1], lungs))
     res = segment_slice_images(images, weights=model, boxes=boxes, threshold=threshold)
     preds = [r.labels > 0 for r in res]
     precision, recall = _precision_recall(preds, truths)
