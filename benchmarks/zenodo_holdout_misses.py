@@ -16,7 +16,6 @@ import numpy as np
 
 from pneumolens import models
 from pneumolens.lesions.model import segment_slice_images
-from pneumolens.models import preprocess as pp
 from pneumolens.train import data as D
 from pneumolens.validate.segmentation import dice
 
@@ -40,17 +39,14 @@ def draw(root: Path, weights: str | None, path: Path) -> None:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    base = root / "covid_seg_2d_zenodo"
     model = models.load(weights or models.LESION_MODEL)
     fig, axes = plt.subplots(2, 3, figsize=(9, 6.4))
     for ax, i in zip(axes.ravel(), SLICES):
-        name = f"{i:04d}.png"
-        image = D.read_gray(base / "ct" / name).astype(np.float32) / 255.0
-        lungs = D.read_gray(base / "lungs" / name) > 127
-        truth = D.read_gray(base / "covid" / name) > 127
-        pred = segment_slice_images([image], weights=model, boxes=[pp.square_box(lungs)])[0].labels > 0
-        ax.imshow(overlay(image, pred, truth))
-        ax.set_title(f"slice {i}: lesion {100 * truth.sum() / lungs.sum():.0f} % of lungs, Dice {dice(pred, truth):.2f}", fontsize=8)
+        s = D.read_zenodo_slice(root, i)
+        pred = segment_slice_images([s.image], weights=model, boxes=[s.box])[0].labels > 0
+        ax.imshow(overlay(s.image, pred, s.infection))
+        extent = 100 * D.lesion_extent(s.infection, s.lungs)
+        ax.set_title(f"slice {i}: lesion {extent:.0f} % of lungs, Dice {dice(pred, s.infection):.2f}", fontsize=8)
         ax.axis("off")
     fig.suptitle(f"{model.name} {model.meta.get('version', '')} on held-out Zenodo slices: "
                  "green found, red missed, blue extra", fontsize=9)

@@ -24,10 +24,12 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from pneumolens.models.preprocess import (
+    Box,
     full_box,
     prepare_label,
     prepare_slice,
@@ -109,19 +111,34 @@ def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step:
     return idx[:limit] if limit else idx
 
 
+class ZenodoSlice(NamedTuple):
+    """One Zenodo slice: image in [0, 1], lung and infection masks (bool), and its crop box."""
+
+    name: str
+    image: np.ndarray
+    lungs: np.ndarray
+    infection: np.ndarray
+    box: Box
+
+
+def read_zenodo_slice(root: Path, index: int) -> ZenodoSlice:
+    """Slice ``index`` of ``covid_seg_2d_zenodo``, boxed by its lung mask (whole image without one)."""
+    base = root / "covid_seg_2d_zenodo"
+    name = f"{index:04d}.png"
+    image = read_gray(base / "ct" / name).astype(np.float32) / 255.0
+    lungs = read_gray(base / "lungs" / name) > 127
+    infection = read_gray(base / "covid" / name) > 127
+    box = square_box(lungs) if lungs.any() else full_box(image.shape)
+    return ZenodoSlice(name, image, lungs, infection, box)
+
+
 def load_zenodo(root: Path, indices: Iterable[int], size: int) -> SampleSet:
     """Zenodo slices cropped to their lung box, with binary infection targets."""
-    base = root / "covid_seg_2d_zenodo"
     items = []
     for i in indices:
-        name = f"{i:04d}.png"
-        img = read_gray(base / "ct" / name).astype(np.float32) / 255.0
-        lungs = read_gray(base / "lungs" / name) > 127
-        inf = (read_gray(base / "covid" / name) > 127).astype(np.uint8)
-        box = square_box(lungs) if lungs.any() else full_box(img.shape)
-        items.append(
-            (f"zenodo/{name}", prepare_slice(img, box, size), prepare_label(inf, box, size), BINARY, lesion_extent(inf, lungs))
-        )
+        s = read_zenodo_slice(root, i)
+        target = prepare_label(s.infection.astype(np.uint8), s.box, size)
+        items.append((f"zenodo/{s.name}", prepare_slice(s.image, s.box, size), target, BINARY, lesion_extent(s.infection, s.lungs)))
     return SampleSet.stack(items, size)
 
 

@@ -54,15 +54,20 @@ def _per_slice_mean(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def _pixel_counts(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[int, int, int]:
+    """Pooled (true positives, predicted, true) pixel counts."""
+    tp = sum(int(np.logical_and(p, t).sum()) for p, t in zip(preds, truths))
+    return tp, sum(int(p.sum()) for p in preds), sum(int(t.sum()) for t in truths)
+
+
 def _pooled(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
-    inter = sum(int(np.logical_and(p, t).sum()) for p, t in zip(preds, truths))
-    total = sum(int(p.sum()) + int(t.sum()) for p, t in zip(preds, truths))
-    return float("nan") if total == 0 else 2.0 * inter / total
+    tp, n_pred, n_true = _pixel_counts(preds, truths)
+    return float("nan") if n_pred + n_true == 0 else 2.0 * tp / (n_pred + n_true)
 
 
 def _precision_recall(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[float, float]:
-    tp = sum(int(np.logical_and(p, t).sum()) for p, t in zip(preds, truths))
-    return tp / max(1, sum(int(p.sum()) for p in preds)), tp / max(1, sum(int(t.sum()) for t in truths))
+    tp, n_pred, n_true = _pixel_counts(preds, truths)
+    return tp / max(1, n_pred), tp / max(1, n_true)
 
 
 #: Slices whose lesion covers at least this share of the lungs count as extensive disease.
@@ -75,17 +80,11 @@ def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold
     Also precision / recall, and Dice apart for slices with focal and with extensive disease
     (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
     """
-    base = root / "covid_seg_2d_zenodo"
     idx = D.zenodo_indices(root, holdout=True, step=step)
-    images, boxes, truths, extents = [], [], [], []
-    for i in idx:
-        name = f"{i:04d}.png"
-        images.append(D.read_gray(base / "ct" / name).astype(np.float32) / 255.0)
-        lungs = D.read_gray(base / "lungs" / name) > 127
-        boxes.append(pp.square_box(lungs) if lungs.any() else pp.full_box(lungs.shape))
-        truths.append(D.read_gray(base / "covid" / name) > 127)
-        extents.append(D.lesion_extent(truths[-1], lungs))
-    res = segment_slice_images(images, weights=model, boxes=boxes, threshold=threshold)
+    slices = [D.read_zenodo_slice(root, i) for i in idx]
+    truths = [s.infection for s in slices]
+    extents = [D.lesion_extent(s.infection, s.lungs) for s in slices]
+    res = segment_slice_images([s.image for s in slices], weights=model, boxes=[s.box for s in slices], threshold=threshold)
     preds = [r.labels > 0 for r in res]
     precision, recall = _precision_recall(preds, truths)
     out = {
