@@ -81,13 +81,36 @@ def test_loss_lower_for_correct_prediction(kinds: list[int], target_value: int) 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("[data]\nbogus = 1\n", "unknown keys"), ("[nope]\n", "unknown sections"), ("[data\n", "not valid TOML")],
+    [
+        ("[data]\nbogus = 1\n", "unknown keys"),
+        ("[nope]\n", "unknown sections"),
+        ("[data\n", "not valid TOML"),
+        ('[data]\nweight_extensive = "x"\n', "weight_extensive = 'x' is not a float"),
+        ("[train]\nepochs = 1.5\n", "epochs = 1.5 is not a int"),
+        ("[data]\nzenodo = 1\n", "zenodo = 1 is not a bool"),
+    ],
 )
 def test_bad_config_is_input_error(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         load_config(path)
+
+
+def test_config_numbers_accept_ints_for_floats(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text("[data]\nweight_extensive = 4\n[model]\nchannels = [8, 16]\nstrides = [2]\n")
+    cfg = load_config(path)
+    assert cfg.data.weight_extensive == 4 and cfg.model.channels == (8, 16)
+
+
+def test_missing_data_folder_is_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PNEUMOLENS_SHARED_DATA", raising=False)
+    path = tmp_path / "recipe.toml"
+    path.write_text(f'[data]\nroot = "no/such/folder"\n[train]\nout_dir = "{tmp_path / "run"}"\n')
+    with pytest.raises(InputError, match="training data folder not found"):
+        train(load_config(path), progress=False)
+    assert not (tmp_path / "run").exists(), "bad input must leave no run folder"
 
 
 def test_extensive_samples_are_drawn_more_often() -> None:

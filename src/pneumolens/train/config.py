@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import tomllib
@@ -109,7 +109,27 @@ def _section(cls: type, table: dict, where: Path, name: str):
     if unknown:
         raise InputError(f"unknown keys {unknown} in [{name}]", where=where, todo=f"use only {sorted(known)}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    for key, value in kwargs.items():
+        expected = type(_default(known[key]))
+        if not _fits(value, expected):
+            raise InputError(
+                f"[{name}] {key} = {value!r} is not a {expected.__name__}", where=where,
+                todo=f"give a {expected.__name__}, like the default {_default(known[key])!r}",
+            )
     return cls(**kwargs)
+
+
+def _default(f):
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _fits(value: object, expected: type) -> bool:
+    """TOML value fits a field whose default has type ``expected`` (ints pass for floats; bools only for bools)."""
+    if isinstance(value, bool) or expected is bool:
+        return isinstance(value, bool) and expected is bool
+    if expected is float:
+        return isinstance(value, int | float)
+    return isinstance(value, expected)
 
 
 def load_config(path: str | Path) -> RecipeConfig:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pneumolens.errors import InputError
 from pneumolens.train import data as D
 from pneumolens.train.config import ModelConfig, RecipeConfig
 from pneumolens.validate import segmentation
@@ -55,10 +56,18 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
     """Training and validation sample sets, plus a JSON-able summary of what went in."""
     d, size = cfg.data, cfg.data.size
     root = cfg.data_root()
+    if (d.zenodo or d.medseg or d.hu_volumes) and not root.is_dir():
+        raise InputError(
+            "training data folder not found", where=root,
+            todo="set [data] root (relative to the config file) or $PNEUMOLENS_SHARED_DATA, or use phantoms only",
+        )
     train_parts, val_parts, summary = [], [], {}
     if d.zenodo:
         tr = D.zenodo_indices(root, holdout=False, limit=d.zenodo_limit or None)
         va = D.zenodo_indices(root, holdout=True, limit=d.zenodo_limit or None, step=d.zenodo_val_step)
+        if not tr or not va:
+            raise InputError("no Zenodo slices for training and validation", where=root / "covid_seg_2d_zenodo",
+                             todo="check the folder (ct/, lungs/, covid/ PNGs) or set zenodo = false")
         train_parts.append(D.load_zenodo(root, tr, size))
         val_parts.append(D.load_zenodo(root, va, size))
         summary["covid_seg_2d_zenodo"] = {"train": [tr[0], tr[-1], len(tr)], "val": [va[0], va[-1], len(va)]}
@@ -240,7 +249,6 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
     torch.set_num_threads(max(1, t.threads))
     torch.manual_seed(t.seed)
     out = cfg.out_dir()
-    out.mkdir(parents=True, exist_ok=True)
     cache = out / "samples.npz"
     if resume and cache.exists():
         z = np.load(cache, allow_pickle=False)
@@ -255,6 +263,7 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
     else:
         t0 = time.time()
         train_set, val_set, summary = build_sets(cfg)
+        out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no run folder behind
         np.savez(
             cache,
             train_images=train_set.images, train_targets=train_set.targets, train_kinds=train_set.kinds,
