@@ -23,3 +23,21 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not present at {path} (set PNEUMOLENS_SHARED_DATA)")
     return path
+
+
+def require_executable(name: str, *, why: str) -> str:
+    """Path of the system program ``name``; skips the test when it is absent.
+
+    CI sets ``PNEUMOLENS_REQUIRE_SERVICES=1`` (its ``.ci/run`` installs Orthanc, Chromium,
+    dicom3tools): there a missing program fails the test instead of skipping it, so a broken
+    install cannot pass as a skip.
+    """
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not installed ({why}); .ci/run installs it from .ci/apt.d/"
+        if os.environ.get("PNEUMOLENS_REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
