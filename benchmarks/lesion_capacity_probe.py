@@ -1,13 +1,14 @@
-"""Short training runs of candidate lesion networks on the v2 data (issue 15, capacity choice).
+"""Fitting test of candidate lesion networks on v2 training slices (issue 15, capacity choice).
 
-``python benchmarks/lesion_capacity_probe.py --config configs/lesions_v2.toml --steps 300
---out /work/runs/lesion_v2_probe --json probe.json``
+``python benchmarks/lesion_capacity_probe.py --config configs/lesions_v2.toml --steps 200
+--every 12 --out /work/runs/lesion_v2_probe --json probe.json``
 
-Each candidate trains ``--steps`` steps of 8 slices with the v2 recipe (same prepared samples,
-same draws and augmentation, one-cycle LR over the probe, one thread), then reports its
-parameters, FLOPs per 192x192 slice, training seconds per step, the training loss of the last
-50 steps, Dice on every 6th Zenodo training slice (fit) and on the validation block (Zenodo
-1081-1257, MedSeg 40-46), and onnxruntime seconds for 16 slices (2 threads, best of 5).
+A network that underfits shows it first on a small set it is asked to memorise. Each candidate
+trains ``--steps`` steps of 8 slices on every ``--every``-th Zenodo training slice of the v2
+split (same prepared samples and draws, no augmentation, one-cycle LR with peak ``--lr``, one
+thread), then reports its parameters, FLOPs per 192x192 slice, training seconds per step, the
+mean loss, Dice on those same slices (fit) and on the validation block (Zenodo 1081-1257,
+MedSeg 40-46), and onnxruntime seconds for 16 slices (2 threads, best of 5).
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import numpy as np
 import torch
 
 from pneumolens.train.config import ModelConfig, load_config
-from pneumolens.train.lesions import build_model, build_sets, count_parameters, _save_sets, train
+from pneumolens.train.lesions import (
+    _load_cached_sets,
+    _save_sets,
+    build_model,
+    build_sets,
+    count_parameters,
+    train,
+    training_subset,
+)
 
 CANDIDATES = {
     "shipped_16-256_r1": ModelConfig(channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=1),
@@ -66,22 +75,28 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--every", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=3e-3)
     args = ap.parse_args()
     base = load_config(args.config)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / "samples.npz"
     if not cache.exists():
         _save_sets(cache, *build_sets(base))
+    fit_cache = args.out / f"fit_every{args.every}.npz"
+    if not fit_cache.exists():
+        train_set, val_set, summary = _load_cached_sets(cache)
+        _save_sets(fit_cache, training_subset(train_set, args.every), val_set, summary)
     results = {}
     for name, mcfg in CANDIDATES.items():
         if args.only and name not in args.only:
             continue
         run = args.out / name
         run.mkdir(exist_ok=True)
-        shutil.copy(cache, run / "samples.npz")
+        shutil.copy(fit_cache, run / "samples.npz")
         t = dataclasses.replace(
             base.train, out_dir=str(run), epochs=1, samples_per_epoch=8 * args.steps, schedule="onecycle",
-            checkpoint_minutes=0.0,
+            checkpoint_minutes=0.0, augment=False, lr=args.lr, train_eval_step=1, seed=0,
         )
         cfg = dataclasses.replace(base, model=mcfg, train=t)
         t0 = time.time()
@@ -101,7 +116,7 @@ def main() -> int:
         }
         print(name, json.dumps(results[name]), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"steps": args.steps, "config": str(args.config), "results": results}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"steps": args.steps, "every": args.every, "lr": args.lr, "config": str(args.config), "results": results}, indent=2) + "\n")
     return 0
 
 

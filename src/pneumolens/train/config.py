@@ -91,6 +91,8 @@ class TrainConfig:
     select_on: tuple[str, ...] = ()
     #: Dice on every n-th Zenodo training slice (no augmentation) after each epoch (0: not measured).
     train_eval_step: int = 0
+    #: Random flips, rotation, scale, intensity changes of every batch (off only for fitting tests).
+    augment: bool = True
     #: Start from these weights (a ``best.pt``/``last.pt`` of an earlier stage); relative paths
     #: are taken from the working directory. Ignored when resuming.
     init_from: str = ""

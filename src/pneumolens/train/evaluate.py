@@ -226,6 +226,7 @@ def evaluate_normal(model: models.Model, root: Path) -> dict:
         ml = float(np.prod(spacing)) / 1000.0
         out[name] = {
             "lesion_percent_of_lung": float(100.0 * (les.labels > 0).sum() / max(1, lungs.union.sum())),
+            "lesion_ml": float((les.labels > 0).sum() * ml),
             "lung_added_ml": _added_ml(les, ml),
         }
     return out

@@ -440,7 +440,7 @@ def train(
                 if step >= total:
                     break
                 idx = order[i * t.batch_size : (i + 1) * t.batch_size]
-                x, y = augment(images[idx, None], targets[idx], gen)
+                x, y = augment(images[idx, None], targets[idx], gen) if t.augment else (images[idx, None], targets[idx])
                 loss = lesion_loss(model(x), y, kinds[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
