@@ -85,23 +85,32 @@ def analysis_of(folder: Path, acquisition: str):
     return analyze(scan, Config(method="density"))
 
 
-def nifti_values_on_plane(nifti_path: Path, position, orientation, pixel_spacing, rows: int, columns: int) -> np.ndarray:
-    """The NIfTI mask values on every pixel of one DICOM image plane (PS3.3 C.7.6.2.1.1),
-    found through the NIfTI file's own affine (RAS) -- independent of the writers' geometry code."""
+def nifti_values_on_planes(nifti_path: Path, source) -> np.ndarray:
+    """``(n_slices, rows, columns)``: the NIfTI mask values on every pixel of every source image
+    plane (PS3.3 C.7.6.2.1.1 geometry), found through the NIfTI file's own affine (RAS) --
+    independent of the writers' geometry code."""
     import nibabel as nib
 
     image = nib.load(str(nifti_path))
     data = np.asarray(image.dataobj)
-    iop = np.asarray(orientation, dtype=float)
+    inverse = np.linalg.inv(image.affine)
+    lps_to_ras = np.array([-1.0, -1.0, 1.0])
+    rows, columns = int(source.datasets[0].Rows), int(source.datasets[0].Columns)
     r, c = np.meshgrid(np.arange(rows), np.arange(columns), indexing="ij")
-    lps = (np.asarray(position, dtype=float)
-           + c[..., None] * float(pixel_spacing[1]) * iop[:3]
-           + r[..., None] * float(pixel_spacing[0]) * iop[3:])
-    ras = lps * np.array([-1.0, -1.0, 1.0])
-    ijk = np.c_[ras.reshape(-1, 3), np.ones(rows * columns)] @ np.linalg.inv(image.affine).T
-    index = np.rint(ijk[:, :3]).astype(int)
-    assert np.allclose(ijk[:, :3], index, atol=1e-3), "DICOM pixels do not sit on NIfTI voxel centres"
-    return data[index[:, 0], index[:, 1], index[:, 2]].reshape(rows, columns)
+    out = np.empty((source.n_slices, rows, columns), dtype=data.dtype)
+    for k in range(source.n_slices):
+        iop = np.asarray(source.orientations[k], dtype=float)
+        # voxel index of pixel (0, 0) and of one step down a column / along a row
+        origin = inverse[:3, :3] @ (np.asarray(source.positions[k], dtype=float) * lps_to_ras) + inverse[:3, 3]
+        down = inverse[:3, :3] @ (iop[3:] * lps_to_ras) * float(source.pixel_spacing[0])
+        across = inverse[:3, :3] @ (iop[:3] * lps_to_ras) * float(source.pixel_spacing[1])
+        exact = [np.rint(v) for v in (origin, down, across)]
+        assert all(np.allclose(v, e, atol=1e-3) for v, e in zip((origin, down, across), exact)), (
+            "DICOM pixels do not sit on NIfTI voxel centres")
+        o, d, a = (e.astype(int) for e in exact)
+        index = [o[axis] + r * d[axis] + c * a[axis] for axis in range(3)]
+        out[k] = data[index[0], index[1], index[2]]
+    return out
 
 
 def seg_frames(path: Path) -> list[dict]:

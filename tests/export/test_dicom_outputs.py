@@ -10,7 +10,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_helpers import analysis_of, nifti_values_on_plane, seg_frames, sr_groups
+from dicom_helpers import analysis_of, nifti_values_on_planes, seg_frames, sr_groups
 
 from pneumolens.errors import InputError
 from pneumolens.export.dicom import write_dicom_outputs
@@ -49,8 +49,7 @@ def check_seg_against_nifti(analysis, out):
     by_uid = {uid: k for k, uid in enumerate(source.sop_instance_uids) if uid}
     by_position = {tuple(np.round(p, 3)): k for k, p in enumerate(source.positions)}
     specs = segment_specs(analysis)
-    nifti = {"lungs": out / "lungs.nii.gz", "lesions": out / "lesions.nii.gz"}
-    rows, columns = int(source.datasets[0].Rows), int(source.datasets[0].Columns)
+    planes = {name: nifti_values_on_planes(out / f"{name}.nii.gz", source) for name in ("lungs", "lesions")}
     frames = seg_frames(out / "dicom" / "seg.dcm")
     seen = set()
     for frame in frames:
@@ -59,18 +58,13 @@ def check_seg_against_nifti(analysis, out):
             assert by_uid[frame["source_uid"]] == k  # references the image at its own position
         np.testing.assert_allclose(frame["orientation"], source.orientations[k], atol=1e-6)
         spec = specs[frame["segment"] - 1]
-        expected = nifti_values_on_plane(nifti[spec.source], source.positions[k], source.orientations[k],
-                                         source.pixel_spacing, rows, columns) == spec.value
+        expected = planes[spec.source][k] == spec.value
         np.testing.assert_array_equal(frame["pixels"], expected, err_msg=f"{spec.key} on slice {k}")
         seen.add((frame["segment"], k))
     # empty frames are omitted, non-empty ones are all there
     for number, spec in enumerate(specs, start=1):
-        for k in range(source.n_slices):
-            if (number, k) in seen:
-                continue
-            plane = nifti_values_on_plane(nifti[spec.source], source.positions[k], source.orientations[k],
-                                          source.pixel_spacing, rows, columns)
-            assert not (plane == spec.value).any(), f"missing SEG frame: {spec.key} on slice {k}"
+        present = {k for k in range(source.n_slices) if (planes[spec.source][k] == spec.value).any()}
+        assert present == {k for n, k in seen if n == number}, f"SEG frames of {spec.key}"
     return frames
 
 
@@ -176,3 +170,26 @@ def test_volume_input_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="DICOM outputs need a DICOM input"):
         write_dicom_outputs(analysis, tmp_path / "dicom")
     assert not (tmp_path / "dicom").exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_series_round_trip(shared_data, tmp_path):
+    """COVID-CT-MD P002 (JPEG-Lossless, no Frame of Reference or SOP Instance UIDs in the export):
+    SEG frames equal the NIfTI masks slice by slice, the SR numbers equal analysis.json."""
+    from pneumolens.config import Config
+    from pneumolens.io import load_scan
+    from pneumolens.pipeline import analyze
+
+    analysis = analyze(load_scan(shared_data / "covid_ct_md_P002" / "dicom"), Config(method="density"))
+    assert analysis.scan.info.dicom.frame_of_reference_uid is None  # the export lacks it: a new one is made
+    out = tmp_path / "out"
+    _, data = _write_all(analysis, out)
+    frames = check_seg_against_nifti(analysis, out)
+    assert {f["segment"] for f in frames} == {1, 2, 3, 4}
+    seg = pydicom.dcmread(out / "dicom" / "seg.dcm", stop_before_pixels=True)
+    assert seg.FrameOfReferenceUID.startswith(UID_ROOT)
+    groups = sr_groups(out / "dicom" / "sr.dcm")
+    lungs = next(r for r in data["regions"] if r["name"] == "lungs")
+    assert groups["region lungs"]["numbers"]["LESPCT"] == pytest.approx(lungs["lesion_percent"], rel=1e-9)
+    assert groups["region lungs"]["numbers"]["118565006"] == pytest.approx(lungs["volume_ml"], rel=1e-9)
