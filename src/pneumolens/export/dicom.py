@@ -18,7 +18,7 @@ from pneumolens.export.dicom_seg import build_seg
 from pneumolens.export.dicom_sr import build_sr
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 DICOM_DIR = "dicom"
 SEG_FILE = "seg.dcm"

@@ -30,7 +30,7 @@ from pneumolens.errors import InputError
 from pneumolens.io.dicom_source import DicomSource
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 #: Root of every UID pneumolens creates: UUID-derived UIDs, DICOM PS3.5 B.2.
 UID_ROOT = "2.25."

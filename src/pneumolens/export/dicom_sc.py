@@ -29,7 +29,7 @@ from pneumolens.export.dicom_common import (
 )
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 #: Patient Orientation (PS3.3 C.7.6.1.1.1: direction of the rows, then of the columns) of each
 #: report view: axial images are shown in the radiological convention, coronal with the head up.

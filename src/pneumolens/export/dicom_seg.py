@@ -57,7 +57,7 @@ from pneumolens.export.dicom_common import (
 from pneumolens.masks import CONSOLIDATION, GGO, LEFT_LUNG, RIGHT_LUNG
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 # (code value, coding scheme designator, code meaning)
 CodeTuple = tuple[str, str, str]

@@ -60,7 +60,7 @@ from pneumolens.export.dicom_common import (
 from pneumolens.export.dicom_seg import LUNG_CODE, SegmentSpec, segment_specs
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 PRIVATE_SCHEME = "99PNMLNS"
 PRIVATE_SCHEME_NAME = "pneumolens private concepts"
