@@ -160,3 +160,15 @@ def sr_groups(path: Path) -> dict[str, dict]:
 
     walk(ds.ContentSequence)
     return groups
+
+
+def require_executable(name: str, *, why: str) -> str:
+    """``tests/conftest.py``'s :func:`require_executable`, loaded by path: ``from conftest import``
+    picks whichever ``conftest`` module was imported last (tests/io has one too)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("pneumolens_tests_root_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.require_executable(name, why=why)

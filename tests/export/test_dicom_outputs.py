@@ -10,7 +10,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_helpers import analysis_of, nifti_values_on_planes, seg_frames, sr_groups
+from dicom_helpers import analysis_of, nifti_values_on_planes, require_executable, seg_frames, sr_groups
 
 from pneumolens.errors import InputError
 from pneumolens.export.dicom import write_dicom_outputs
@@ -148,8 +148,6 @@ def test_sr_numbers_equal_analysis_json(written):
 
 
 def test_dciodvfy_reports_no_errors(written):
-    from conftest import require_executable
-
     dciodvfy = require_executable("dciodvfy", why="DICOM conformance of SEG, SR and SC (Debian dicom3tools)")
     _, out, files, _ = written
     for kind in ("seg", "sr", "sc"):
