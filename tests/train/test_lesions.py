@@ -16,6 +16,7 @@ from pneumolens import models
 from pneumolens.errors import InputError, ModelError
 from pneumolens.train.config import load_config
 from pneumolens.train.export import MAX_ABS_DIFF, export_recipe
+from pneumolens.train.data import ZENODO_HOLDOUT_START
 from pneumolens.train.lesions import lesion_loss, train
 
 REPO = Path(__file__).resolve().parents[2]
