@@ -185,4 +185,4 @@ def test_shipped_recipes_load(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.train.schedule in ("onecycle", "cosine_restarts")
     if cfg.data.zenodo_val:  # a validation block inside the training block, never the test block
-        assert 0 <= cfg.data.zenodo_val[0] < cfg.data.zenodo_val[1] <= 1258
+        assert 0 <= cfg.data.zenodo_val[0] < cfg.data.zenodo_val[1] <= ZENODO_HOLDOUT_START
