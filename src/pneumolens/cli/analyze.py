@@ -13,7 +13,7 @@ from pneumolens.cli.options import (
     add_progress_option,
     tell,
 )
-from pneumolens.config import DEFAULT_METHOD
+from pneumolens.config import DEFAULT_METHOD, METHODS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", nargs="+", type=Path, help="DICOM folder, zip, DICOM files, or a NIfTI/NRRD/MHA file")
     add_output_options(p)
-    p.add_argument("--method", choices=("model", "density"), default=None,
+    p.add_argument("--method", choices=METHODS, default=None,
                    help=f"lesion method (default: {DEFAULT_METHOD})")
     add_model_options(p)
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens.config import Config
     from pneumolens.export.outputs import write_outputs
     from pneumolens.export.writer import check_out_dir
-    from pneumolens.pipeline import STAGES, analyze_path
+    from pneumolens.pipeline import STAGES, analyzed
 
     check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
     config = Config(method=_method(args), lesion_weights=args.weights, threads=args.threads)
@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        analysis = analyze_path(source, config, progress=progress)
-        progress("writing outputs", len(STAGES), len(STAGES))
-        data = write_outputs(analysis, args.out, overwrite=args.overwrite)
+        with analyzed(source, config, progress=progress) as analysis:  # a zip's files stay until written
+            progress("writing outputs", len(STAGES), len(STAGES))
+            data = write_outputs(analysis, args.out, overwrite=args.overwrite)
     finally:
         if bar is not None:
             bar.close()

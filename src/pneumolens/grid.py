@@ -1,4 +1,4 @@
-"""Grid helpers shared by the anatomy and lesion stages: reduced working grids, slice-wise fills."""
+"""Grid helpers shared by the anatomy, lesion and findings stages: bounding boxes, reduced working grids, slice-wise fills."""
 
 from __future__ import annotations
 
