@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG, LesionMasks, LungMasks
+from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG, LungMasks
 
 
 def _two_lungs() -> LungMasks:

@@ -65,9 +65,10 @@ class LungMasks:
             return self
         from scipy import ndimage
 
+        from pneumolens.grid import bbox
+
         # Nearest lung label, computed in the box around the added voxels (plus a margin).
-        zs, ys, xs = (np.nonzero(add.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
-        box = tuple(slice(max(0, int(a[0]) - 8), int(a[-1]) + 9) for a in (zs, ys, xs))
+        box = bbox(add, margin=(8, 8, 8))
         sub = self.labels[box]
         if not sub.any():
             box, sub = tuple(slice(None) for _ in range(3)), self.labels

@@ -148,7 +148,7 @@ def _load_datasets(datasets: list, *, progress: Progress | None, keep: ExitStack
     for i, ds in enumerate(datasets):
         try:
             pydicom.dcmwrite(folder / f"{i:06d}.dcm", ds, enforce_file_format=False)
-        except Exception as exc:  # pydicom raises several types for datasets it cannot encode
+        except Exception as exc:  # noqa: BLE001 - pydicom raises several types for datasets it cannot encode
             raise InputError(
                 f"dataset {i + 1} cannot be encoded ({type(exc).__name__}: {exc})",
                 where=where,

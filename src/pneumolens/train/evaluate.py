@@ -34,7 +34,6 @@ import argparse
 import csv
 import json
 import logging
-import time
 from datetime import date
 from pathlib import Path
 
