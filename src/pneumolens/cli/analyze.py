@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
     p.add_argument("--uncompressed-masks", action="store_true",
                    help="write the masks as .nii instead of .nii.gz (faster, about 20x larger)")
+    p.add_argument("--dicom", action="store_true",
+                   help="also write DICOM SEG, TID 1500 SR and secondary captures under OUT/dicom/ "
+                   "(DICOM input only; docs/dicom-outputs.md)")
     add_progress_option(p)
     p.set_defaults(func=run)
 
@@ -49,6 +52,21 @@ def _method(args: argparse.Namespace) -> str:
     return args.method or DEFAULT_METHOD
 
 
+def _check_dicom_input(inputs: list[Path]) -> None:
+    """``--dicom`` needs DICOM input: refuse a NIfTI/NRRD/MHA file before the analysis runs."""
+    from pneumolens.errors import InputError
+    from pneumolens.io.volume_read import volume_format
+
+    for path in inputs:
+        if path.is_file() and volume_format(path) is not None:
+            raise InputError(
+                f"--dicom needs a DICOM input, but this is a {volume_format(path)} file",
+                where=path,
+                todo="run without --dicom, or analyse the original DICOM series (a DICOM SEG and SR "
+                "must reference the source images, which a volume file does not have)",
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     from pneumolens.config import Config
     from pneumolens.export.outputs import write_outputs
@@ -56,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens.pipeline import STAGES, analyzed
 
     check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
+    if args.dicom:
+        _check_dicom_input(args.input)
     config = Config(method=_method(args), lesion_weights=args.weights, threads=args.threads)
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
@@ -75,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         with analyzed(source, config, progress=progress) as analysis:  # a zip's files stay until written
             progress("writing outputs", len(STAGES), len(STAGES))
             data = write_outputs(analysis, args.out, overwrite=args.overwrite,
-                                 compress_masks=not args.uncompressed_masks)
+                                 compress_masks=not args.uncompressed_masks, dicom=args.dicom)
     finally:
         if bar is not None:
             bar.close()

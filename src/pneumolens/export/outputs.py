@@ -33,10 +33,28 @@ def output_files(*, compress_masks: bool = True) -> dict[str, str]:
     return {k: v.removesuffix(".gz") if k.endswith("_mask") else v for k, v in OUTPUT_FILES.items()}
 
 
+#: Names in ``outputs`` of the DICOM files written with ``dicom=True`` (docs/dicom-outputs.md).
+DICOM_OUTPUT_FILES = {
+    "dicom_seg": "dicom/seg.dcm",
+    "dicom_sr": "dicom/sr.dcm",
+    "dicom_sc": "dicom/sc",
+}
+
+
 def write_outputs(
-    analysis: Analysis, out_dir: str | Path, *, overwrite: bool = False, compress_masks: bool = True
+    analysis: Analysis,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    compress_masks: bool = True,
+    dicom: bool = False,
 ) -> dict[str, Any]:
     """Write analysis.json, masks (NIfTI, patient space) and report.html to ``out_dir``.
+
+    With ``dicom``, also the DICOM SEG, TID 1500 SR and secondary captures under
+    ``out_dir/dicom/`` (:func:`pneumolens.export.dicom.write_dicom_outputs`; an
+    :class:`~pneumolens.errors.InputError` for a scan not read from DICOM, before anything is
+    written).
 
     Written through :func:`pneumolens.export.writer.output_dir` (one rule for ``out_dir`` and
     ``overwrite``; nothing partial on failure). The two masks and the report are written in
@@ -44,19 +62,32 @@ def write_outputs(
     ``.nii`` instead of ``.nii.gz`` (faster, about 20x larger). Returns the ``analysis.json``
     dictionary.
     """
+    from pneumolens.export.report import key_images
+
     names = output_files(compress_masks=compress_masks)
+    outputs = dict(names)
+    if dicom:
+        from pneumolens.export.dicom_common import require_dicom_source
+
+        require_dicom_source(analysis)  # refuse before the output folder is touched
+        outputs.update(DICOM_OUTPUT_FILES)
     start = time.perf_counter()
-    with output_dir(out_dir, overwrite=overwrite) as tmp:
-        data = analysis_to_dict(analysis, outputs=names)
-        write_json(data, tmp / names["analysis"])
+    with output_dir(out_dir, overwrite=overwrite) as tmp, ThreadPoolExecutor(max_workers=3) as pool:
         affine = analysis.scan.affine
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            jobs = [
-                pool.submit(write_mask_nifti, analysis.lungs.labels, affine, tmp / names["lungs_mask"]),
-                pool.submit(write_mask_nifti, analysis.lesions.labels, affine, tmp / names["lesions_mask"]),
-                pool.submit(write_report, analysis, data, tmp / names["report"]),
-            ]
-            for job in jobs:
-                job.result()
+        jobs = [
+            pool.submit(write_mask_nifti, analysis.lungs.labels, affine, tmp / names["lungs_mask"]),
+            pool.submit(write_mask_nifti, analysis.lesions.labels, affine, tmp / names["lesions_mask"]),
+        ]
+        images = None
+        if dicom:
+            from pneumolens.export.dicom import write_dicom_outputs
+
+            images = key_images(analysis)  # rendered once for the report and the secondary captures
+            write_dicom_outputs(analysis, tmp / "dicom", images=images)
+        data = analysis_to_dict(analysis, outputs=outputs)
+        write_json(data, tmp / names["analysis"])
+        jobs.append(pool.submit(write_report, analysis, data, tmp / names["report"], images=images))
+        for job in jobs:
+            job.result()
     logger.info("outputs written in %.2f s", time.perf_counter() - start)
     return data
