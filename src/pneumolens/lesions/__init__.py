@@ -66,18 +66,10 @@ def predict_lesions(
     raise ValueError(f"unknown lesion method {method!r}; choose one of {METHODS}")
 
 
-def segment_lesions(
-    volume: np.ndarray,
-    spacing: Sequence[float],
-    lungs: LungMasks,
-    *,
-    method: str = DEFAULT_METHOD,
-    weights: str | Path | None = None,
-    **options: Any,
-) -> LesionMasks:
-    """Lesions of the chosen method inside ``lungs`` (no lung completion; see
-    :func:`predict_lesions` for the parameters and ``pipeline.analyze`` for the whole path)."""
-    evidence = predict_lesions(volume, spacing, lungs, method=method, weights=weights, **options)
+def segment_lesions(volume: np.ndarray, spacing: Sequence[float], lungs: LungMasks, **options: Any) -> LesionMasks:
+    """Lesions of the chosen method inside ``lungs``, without lung completion
+    (:func:`predict_lesions` for the parameters; ``pipeline.analyze`` for the whole path)."""
+    evidence = predict_lesions(volume, spacing, lungs, **options)
     return evidence.within(lungs, tuple(float(s) for s in spacing))
 
 
