@@ -31,6 +31,12 @@ from pneumolens.masks import CONSOLIDATION, GGO, LEFT_LUNG, RIGHT_LUNG
 #: Lesion within this distance of the lung surface counts as subpleural / peripheral (the
 #: Fleischner glossary's "subpleural": within 1 cm of the pleura).
 PERIPHERAL_MM = 10.0
+#: Peripheral predominance: lesion share under the pleura / lung share under the pleura.
+PERIPHERAL_PREDOMINANCE = 1.2
+#: Pleural contact: a focus of at least 1 mL with a voxel this close to the costal pleura ...
+PLEURAL_CONTACT_MM = 5.0
+#: ... and peripheral predominance when such foci hold this share of the lesion volume.
+PLEURAL_CONTACT_PREDOMINANCE = 0.8
 #: A lung counts as involved (for bilaterality) when it holds at least this much lesion ...
 BILATERAL_MIN_ML = 1.0
 #: ... and at least this share of all lesion (a few mL of noise on the other side is not bilateral).
@@ -68,9 +74,13 @@ class Distribution:
     """Where the lesions are (the ``distribution`` block of ``analysis.json``)."""
 
     components: int
+    components_over_1ml: int
     largest_component_ml: float
     median_component_ml: float
     peripheral_share: float
+    lung_peripheral_share: float
+    pleural_contact_share: float
+    peripheral_predominant: bool
     outer_third_share: float
     bilateral: bool
     lower_zone_share: float
@@ -138,6 +148,7 @@ class Features:
             "components": d.components,
             "largest_component_ml": d.largest_component_ml,
             "peripheral_share": d.peripheral_share,
+            "peripheral_ratio": _ratio(d.peripheral_share, d.lung_peripheral_share),
             "outer_third_share": d.outer_third_share,
             "bilateral": d.bilateral,
             "lower_zone_share": d.lower_zone_share,
@@ -161,6 +172,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "components",
     "largest_component_ml",
     "peripheral_share",
+    "peripheral_ratio",
     "outer_third_share",
     "bilateral",
     "lower_zone_share",
@@ -235,15 +247,23 @@ DEPTH_GRID_MM = (4.0, 3.0, 3.0)
 
 
 def lesion_depths(
-    lungs: np.ndarray, spacing: Sequence[float], coords: np.ndarray, *, grid_mm: Sequence[float] = DEPTH_GRID_MM
-) -> tuple[np.ndarray, np.ndarray]:
+    lungs: np.ndarray,
+    spacing: Sequence[float],
+    coords: np.ndarray,
+    *,
+    grid_mm: Sequence[float] = DEPTH_GRID_MM,
+    peripheral_mm: float = PERIPHERAL_MM,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Depth below the pleura of the lung voxels at ``coords`` (``(N, 3)`` indices).
 
-    Returns ``(depth_mm, relative)``: the distance to the lung surface in mm, and that distance
-    as a fraction of the deepest point of the same lung on the same slice (0 on the pleura,
-    1 at the core of the lung section; the radiologists' "outer third" is about <= 1/3).
-    A 3D Euclidean distance transform per lung (the two lungs do not shield each other; the
-    surface includes the mediastinal and diaphragmatic pleura) on a grid strided to about
+    Returns ``(depth_mm, relative, lung_share)``: the distance to the lung surface in mm; that
+    distance as a fraction of the deepest point of the same lung on the same slice (0 on the
+    pleura, 1 at the core of the lung section; the radiologists' "outer third" is about
+    <= 1/3); and the share of the lung volume itself within ``peripheral_mm`` of its surface
+    (what an evenly spread lesion would give as its peripheral share).
+    The surface is the costal, apical and diaphragmatic pleura: the mediastinum between the
+    lungs (:func:`_between_lungs`) is filled before a 3D Euclidean distance transform on a
+    grid strided to about
     ``grid_mm``, read at the nearest coarse voxel: about 2 mm error, a small fraction of the
     full-grid time.
     """
@@ -252,24 +272,28 @@ def lesion_depths(
     work_sp = tuple(s * f for s, f in zip(sp, factors))
     depth = np.zeros(coords.shape[0], np.float32)
     rel = np.zeros(coords.shape[0], np.float32)
-    if coords.size == 0:
-        return depth, rel
     small = lungs[:: factors[0], :: factors[1], :: factors[2]]
-    side_at = lungs[tuple(coords.T)]
+    n_lung, n_outer = 0, 0
     idx = coords // factors
-    for side in (RIGHT_LUNG, LEFT_LUNG):
-        sel = side_at == side
-        box = bbox(small == side)
-        if box is None or not sel.any():
-            continue
-        # Padding makes the box edge count as surface (the lung ends there).
-        edt = ndimage.distance_transform_edt(np.pad(small[box] == side, 1), sampling=work_sp)[1:-1, 1:-1, 1:-1]
-        peak = edt.max(axis=(1, 2))
-        local = idx[sel] - np.array([b.start for b in box])
-        local = np.clip(local, 0, np.array(edt.shape) - 1)
-        depth[sel] = edt[tuple(local.T)]
-        rel[sel] = depth[sel] / np.maximum(peak[local[:, 0]], 1e-6)
-    return depth, rel
+    box = bbox(small > 0)
+    if box is None:
+        return depth, rel, float("nan")
+    sub = small[box]
+    right, left = sub == RIGHT_LUNG, sub == LEFT_LUNG
+    # The mediastinum between the lungs is filled in, so that only the costal (and apical,
+    # diaphragmatic) pleura counts as the surface: "peripheral" in the radiologists' sense.
+    thorax = right | left | _between_lungs(right, left, np.zeros(sub.shape, bool))
+    # Padding makes the box edge count as surface (the lung ends there).
+    edt = ndimage.distance_transform_edt(np.pad(thorax, 1), sampling=work_sp)[1:-1, 1:-1, 1:-1]
+    inside = right | left
+    n_lung = int(np.count_nonzero(inside))
+    n_outer = int(np.count_nonzero(inside & (edt <= peripheral_mm)))
+    if coords.size:
+        local = np.clip(idx - np.array([b.start for b in box]), 0, np.array(edt.shape) - 1)
+        peak = np.where(inside, edt, 0).max(axis=(1, 2))
+        depth[:] = edt[tuple(local.T)]
+        rel[:] = depth / np.maximum(peak[local[:, 0]], 1e-6)
+    return depth, rel, _ratio(n_outer, n_lung)
 
 
 # ----------------------------------------------------------------------------- burden
@@ -359,6 +383,26 @@ def lesion_components(lesion: np.ndarray, spacing: Sequence[float], *, min_ml: f
     return labels, np.where(sizes >= min_ml, sizes, 0.0)
 
 
+def _pleural_contact_share(
+    lesion: np.ndarray,
+    coords: np.ndarray,
+    depth: np.ndarray,
+    components: tuple[np.ndarray, np.ndarray],
+    spacing: Sequence[float],
+) -> float:
+    """Share of the lesion volume in foci of >= 1 mL that come within ``PLEURAL_CONTACT_MM``
+    of the costal pleura (``coords``/``depth`` from :func:`lesion_depths`)."""
+    labels, sizes = components
+    box = bbox(lesion)
+    if box is None or coords.size == 0:
+        return float("nan")
+    comp = labels[tuple((coords - np.array([b.start for b in box])).T)]
+    nearest = np.full(sizes.size + 1, np.inf)
+    np.minimum.at(nearest, comp, depth)
+    touching = (nearest[1:] <= PLEURAL_CONTACT_MM) & (sizes >= 1.0)
+    return _ratio(float(sizes[touching].sum()), float(np.count_nonzero(lesion)) * float(np.prod(spacing)) / 1000.0)
+
+
 def distribution_features(
     lungs: np.ndarray,
     lesion_labels: np.ndarray,
@@ -369,9 +413,17 @@ def distribution_features(
 ) -> Distribution:
     """Components, peripheral share, bilaterality, lower-zone and posterior predominance.
 
-    * ``components``: 26-connected lesion components of at least 0.05 mL.
+    * ``components``: 26-connected lesion components of at least 0.05 mL
+      (``components_over_1ml``: of at least 1 mL, the foci a reader would count).
     * ``peripheral_share``: share of lesion volume within ``peripheral_mm`` of the lung surface
       (:func:`lesion_depths`; subpleural).
+    * ``pleural_contact_share``: share of lesion volume in foci (>= 1 mL) that abut the costal
+      pleura (some voxel within ``PLEURAL_CONTACT_MM``).
+    * ``peripheral_predominant``: the peripheral share is at least ``PERIPHERAL_PREDOMINANCE``
+      (1.2) times the share of the lung itself within ``peripheral_mm`` of its surface
+      (``lung_peripheral_share``: lesions over-represented under the pleura), or at least
+      ``PLEURAL_CONTACT_PREDOMINANCE`` (0.8) of the lesion lies in foci abutting the pleura
+      (large confluent subpleural lesions reach deep, but start at the pleura).
     * ``outer_third_share``: share of lesion in the outer third of the lung section
       (relative depth of :func:`lesion_depths` <= 1/3; "peripheral" in the radiologists' sense).
     * ``bilateral``: each lung holds >= 1 mL and >= 5 % of the lesion volume.
@@ -385,9 +437,12 @@ def distribution_features(
     lesion = (lesion_labels > 0) & (lungs > 0)
     coords = np.argwhere(lesion)
     n_lesion = coords.shape[0]
-    _, sizes = components if components is not None else lesion_components(lesion, sp)
-    sizes = sizes[sizes > 0]
-    depth, rel = lesion_depths(lungs, sp, coords)
+    if components is None:
+        components = lesion_components(lesion, sp)
+    sizes = components[1][components[1] > 0]
+    depth, rel, lung_share = lesion_depths(lungs, sp, coords, peripheral_mm=peripheral_mm)
+    peripheral = _ratio(np.count_nonzero(depth <= peripheral_mm), n_lesion)
+    contact = _pleural_contact_share(lesion, coords, depth, components, sp)
     voxel_ml = float(np.prod(sp)) / 1000.0
     side_at = lungs[tuple(coords.T)]
     per_side = [int(np.count_nonzero(side_at == s)) for s in (RIGHT_LUNG, LEFT_LUNG)]
@@ -408,9 +463,15 @@ def distribution_features(
     posterior = _ratio(posterior_n, n_lesion)
     return Distribution(
         components=int(sizes.size),
+        components_over_1ml=int(np.count_nonzero(sizes >= 1.0)),
         largest_component_ml=float(sizes.max()) if sizes.size else 0.0,
         median_component_ml=float(np.median(sizes)) if sizes.size else 0.0,
-        peripheral_share=_ratio(np.count_nonzero(depth <= peripheral_mm), n_lesion),
+        peripheral_share=peripheral,
+        lung_peripheral_share=lung_share,
+        pleural_contact_share=contact,
+        peripheral_predominant=bool(
+            n_lesion and (peripheral >= PERIPHERAL_PREDOMINANCE * lung_share or contact >= PLEURAL_CONTACT_PREDOMINANCE)
+        ),
         outer_third_share=_ratio(np.count_nonzero(rel <= 1.0 / 3.0), n_lesion),
         bilateral=bool(bilateral),
         lower_zone_share=lower,
@@ -438,8 +499,11 @@ LOBAR_MIN_SHARE = 0.6
 #: Nodules: round components of 3-15 mm equivalent diameter.
 NODULE_DIAMETER_MM = (3.0, 15.0)
 NODULE_MAX_ELONGATION = 2.5
+NODULE_MIN_PEAK_HU = -150.0
 NODULAR_MIN_COUNT = 5
 NODULAR_MIN_SHARE = 0.4
+#: ... or no focus larger than this (mL): scattered nodules without confluent disease.
+NODULAR_MAX_FOCUS_ML = 5.0
 #: Air bronchograms: air (below this HU) enclosed by consolidation in its slice.
 AIR_HU = -500.0
 AIR_BRONCHOGRAM_MIN_ML = 0.1
@@ -482,12 +546,16 @@ def _elongation(coords_mm: np.ndarray, spacing: np.ndarray) -> float:
     return float(np.sqrt(ev[-1] / ev[0]))
 
 
-def nodule_count(comp_labels: np.ndarray, sizes_ml: np.ndarray, spacing: Sequence[float]) -> tuple[int, float]:
+def nodule_count(
+    comp_labels: np.ndarray, sizes_ml: np.ndarray, spacing: Sequence[float], hu: np.ndarray | None = None
+) -> tuple[int, float]:
     """Number of nodule-like components and their share of the lesion volume.
 
-    A nodule is a component whose equivalent-sphere diameter is within ``NODULE_DIAMETER_MM``
-    and whose elongation (:func:`_elongation`, in mm with the slice spacing) is at most
-    ``NODULE_MAX_ELONGATION``: small and round, not a patch or a band.
+    A nodule is a component whose equivalent-sphere diameter is within ``NODULE_DIAMETER_MM``,
+    whose elongation (:func:`_elongation`, in mm with the slice spacing) is at most
+    ``NODULE_MAX_ELONGATION`` (small and round, not a patch or a band) and, given ``hu`` (the
+    HU of the components' bounding box), whose densest voxel reaches ``NODULE_MIN_PEAK_HU``
+    (a solid core: faint ground-glass specks are not the "discrete nodules" of the RSNA list).
     """
     if sizes_ml.size == 0:
         return 0, float("nan")
@@ -501,7 +569,10 @@ def nodule_count(comp_labels: np.ndarray, sizes_ml: np.ndarray, spacing: Sequenc
     count, volume = 0, 0.0
     for label in candidates:
         sl = objects[label - 1]
-        coords = np.argwhere(comp_labels[sl] == label) * sp
+        inside = comp_labels[sl] == label
+        if hu is not None and float(hu[sl][inside].max()) < NODULE_MIN_PEAK_HU:
+            continue
+        coords = np.argwhere(inside) * sp
         if _elongation(coords, sp) <= NODULE_MAX_ELONGATION:
             count += 1
             volume += float(sizes_ml[label - 1])
@@ -577,7 +648,8 @@ def pattern_features(
         and largest_ml >= LOBAR_MIN_SHARE * n_cons * voxel_ml
         and largest_ml >= LOBAR_MIN_SHARE * n_lesion * voxel_ml
     )
-    count, share = nodule_count(comp_labels, sizes, spacing)
+    box = bbox(lesion)
+    count, share = nodule_count(comp_labels, sizes, spacing, None if box is None else volume[box])
     air_ml = air_bronchogram_ml(volume, lesion_labels, spacing)
     return Pattern(
         crazy_paving_fraction=paving,
@@ -588,7 +660,10 @@ def pattern_features(
         lobar_fraction=fill,
         lobar=bool(lobar),
         nodule_count=count,
-        nodular=bool(count >= NODULAR_MIN_COUNT and math.isfinite(share) and share >= NODULAR_MIN_SHARE),
+        nodular=bool(
+            count >= NODULAR_MIN_COUNT
+            and ((math.isfinite(share) and share >= NODULAR_MIN_SHARE) or float(sizes.max(initial=0.0)) < NODULAR_MAX_FOCUS_ML)
+        ),
         air_bronchogram_ml=air_ml,
         air_bronchograms=bool(air_ml >= AIR_BRONCHOGRAM_MIN_ML and n_cons * voxel_ml >= 10.0),
     )
@@ -724,7 +799,8 @@ def detect_effusion(
     4. An opening by a box of ``min_thickness_mm`` removes interface partial volume; the opened
        shape is grown back inside the candidates.
     5. A 3D component is an effusion when it touches a lung, lies in the dependent (posterior)
-       half of that lung's slices, holds >= ``min_ml`` and its mean HU is in ``FLUID_MEAN_HU``.
+       half of that lung's slices, reaches down into the lower half of the lung (free fluid
+       collects from the base up), holds >= ``min_ml`` and its mean HU is in ``FLUID_MEAN_HU``.
        Its side is the lung it touches most. Volume: the component on the full grid.
 
     Known limits: consolidation of water density next to the effusion and cut off by the lung
@@ -789,6 +865,9 @@ def detect_effusion(
         lung_y = np.nonzero(lung_side[zs])[1]
         comp_y = np.nonzero(comp)[1] + sl[1].start
         if lung_y.size == 0 or np.median(comp_y) < np.median(lung_y):  # anterior: not dependent
+            continue
+        lung_zs = np.flatnonzero(lung_side.any(axis=(1, 2)))
+        if zs[0] > 0.5 * (lung_zs[0] + lung_zs[-1]):  # free fluid collects from the base up
             continue
         keep[sl][comp] = side
     if not keep.any():

@@ -247,7 +247,11 @@ def _blob_3d(
 
 
 def _regions_3d(
-    lungs: np.ndarray, pattern: str, spacing: tuple[float, float, float], rng: np.random.Generator
+    lungs: np.ndarray,
+    pattern: str,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    near: np.ndarray | None = None,
 ) -> list[tuple[tuple[slice, ...], np.ndarray]]:
     """Soft 3D regions ``(box, soft)`` inside ``lungs`` for the given pattern."""
     if pattern == "diffuse":
@@ -275,7 +279,9 @@ def _regions_3d(
         n_foci, radius_mm = int(rng.integers(1, 4)), (10.0, 30.0)
     else:
         n_foci, radius_mm = int(rng.integers(3, 9)), (5.0, 14.0)
-    near = _subpleural(lungs, spacing[1:]) if pattern == "peripheral" else lungs
+    if near is None:
+        near = _subpleural(lungs, spacing[1:]) if pattern == "peripheral" else lungs
+    near = near & lungs
     candidates = np.flatnonzero(near)
     if candidates.size == 0:
         return []
@@ -302,6 +308,7 @@ def insert_lesions_3d(
     rng: np.random.Generator,
     pattern: str | None = None,
     kind: str | None = None,
+    near: np.ndarray | None = None,
 ) -> InsertedVolume:
     """Insert pneumonia-like lesions that extend across slices into a HU volume.
 
@@ -323,6 +330,9 @@ def insert_lesions_3d(
     kind
         ``"ggo"``, ``"consolidation"`` or ``"mixed"`` for every focus; drawn per focus when
         ``None`` (nodules are always consolidation).
+    near
+        Boolean mask where focus centres are drawn (focal patterns only); ``None``: the
+        pattern's own rule (subpleural for "peripheral", anywhere in ``lungs`` otherwise).
 
     Returns
     -------
@@ -340,7 +350,7 @@ def insert_lesions_3d(
     sp = tuple(float(s) for s in spacing)
     out = hu.astype(np.float32, copy=True)
     labels = np.zeros(hu.shape, dtype=np.uint8)
-    regions = _regions_3d(lungs, pattern, sp, rng)
+    regions = _regions_3d(lungs, pattern, sp, rng, near=near)
 
     def sigma(s: float) -> tuple[float, float, float]:  # in-plane pixels -> per-axis voxels
         return (s * sp[1] / sp[0], s, s)
@@ -431,6 +441,19 @@ class InsertedScenario:
     side: int | None
 
 
+def _costal(lung: np.ndarray, spacing: Sequence[float], depth_mm: float = 10.0) -> np.ndarray:
+    """Subpleural voxels (within ``depth_mm`` in-plane) of one lung's lateral half: under the
+    costal pleura, away from the mediastinum (the "peripheral" of the radiology texts)."""
+    xs = np.flatnonzero(lung.any(axis=(0, 1)))
+    if xs.size == 0:
+        return lung
+    x_mid = 0.5 * (xs[0] + xs[-1])
+    x = np.arange(lung.shape[2])
+    midline = lung.shape[2] / 2.0
+    lateral = (x < x_mid) if x_mid < midline else (x > x_mid)
+    return _subpleural(lung, tuple(spacing)[1:], depth_mm) & lateral[None, None, :]
+
+
 def insert_scenario_3d(
     hu: np.ndarray,
     lung_labels: np.ndarray,
@@ -441,7 +464,8 @@ def insert_scenario_3d(
 ) -> InsertedScenario:
     """Insert one reading scenario of :data:`SCENARIOS` into a HU volume with lung labels (1 R, 2 L).
 
-    * ``bilateral_peripheral_ggo``: subpleural ground-glass foci in each lung ("peripheral").
+    * ``bilateral_peripheral_ggo``: ground-glass foci centred under the costal pleura of each
+      lung (within 10 mm of the border, lateral half of the lung).
     * ``lobar_consolidation_effusion``: consolidation of the dependent lower part of one lung
       ("lobar") and a pleural effusion under it (:func:`insert_effusion_3d`) on the same side.
     * ``scattered_nodules``: 12-29 solid nodules of about 6-14 mm in both lungs ("nodules").
@@ -455,7 +479,10 @@ def insert_scenario_3d(
     side = None
     if scenario == "bilateral_peripheral_ggo":
         for s in (1, 2):
-            ins = insert_lesions_3d(out, lung_labels == s, spacing=spacing, rng=rng, pattern="peripheral", kind="ggo")
+            lung = lung_labels == s
+            ins = insert_lesions_3d(
+                out, lung, spacing=spacing, rng=rng, pattern="peripheral", kind="ggo", near=_costal(lung, spacing)
+            )
             out, labels = ins.hu, np.maximum(labels, ins.labels)
     elif scenario == "scattered_nodules":
         ins = insert_lesions_3d(out, lung_labels > 0, spacing=spacing, rng=rng, pattern="nodules")
