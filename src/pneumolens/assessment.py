@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pneumolens.analysis import Assessment
-from pneumolens.features import Features
+from pneumolens.analysis import Assessment, Regions, finite_or_none
+from pneumolens.features import Features, compute_features
+from pneumolens.masks import LesionMasks, LungMasks
 
 #: Name and version of the built-in rule set (written into ``assessment.method``).
 SCORER_NAME = "pneumolens-rsna-rules"
@@ -381,7 +384,65 @@ def assess(
     )
 
 
+def assess_scan(
+    volume: np.ndarray,
+    spacing: tuple[float, float, float],
+    lungs: LungMasks,
+    lesions: LesionMasks,
+    *,
+    regions: Regions | None = None,
+    thresholds: TriageThresholds | None = None,
+    classifier: str | Path | None = None,
+) -> Assessment:
+    """Features (:func:`pneumolens.features.compute_features`) and :func:`assess` of one scan.
+
+    ``regions`` (lobes, else zones) give the per-region burden and the worst region score;
+    ``classifier`` is a file written by ``pneumolens train classifier``.
+    """
+    kwargs = {}
+    if regions is not None:
+        kwargs = {"regions": regions.labels, "region_names": regions.names, "region_kind": regions.kind}
+    features = compute_features(
+        volume, lungs.labels, lesions.labels, spacing, lung_additions=lesions.lung_additions, **kwargs
+    )
+    output = None
+    if classifier is not None:
+        from pneumolens.classifier import apply_classifier, load_classifier
+
+        output = apply_classifier(load_classifier(classifier), features.vector())
+    return assess(features, thresholds=thresholds, classifier_output=output, effusion_mask=features.effusion.mask)
+
+
+def assessment_to_dict(assessment: Assessment) -> dict[str, Any]:
+    """The ``assessment`` block of ``analysis.json`` (docs/analysis-json.md), without arrays."""
+    out = {
+        "method": assessment.method,
+        "p_pneumonia": assessment.p_pneumonia,
+        "p_viral": assessment.p_viral,
+        "type_probabilities": dict(assessment.type_probabilities),
+        "category": assessment.category,
+        "co_rads": assessment.co_rads,
+        "reasons": list(assessment.reasons),
+        "priority": assessment.priority,
+        "alert": assessment.alert,
+        "triage_reasons": list(assessment.triage_reasons),
+        "findings": dict(assessment.findings),
+        "features": {k: v for k, v in assessment.features.items() if k != "distribution"},
+        "feature_vector": dict(assessment.feature_vector),
+        "classifier": None if assessment.classifier is None else dict(assessment.classifier),
+    }
+    return finite_or_none(out)
+
+
+def distribution_to_dict(assessment: Assessment) -> dict[str, Any]:
+    """The ``distribution`` block of ``analysis.json``: where the lesions are."""
+    return finite_or_none(dict(assessment.features.get("distribution", {})))
+
+
 __all__ = [
+    "assess_scan",
+    "assessment_to_dict",
+    "distribution_to_dict",
     "CATEGORIES",
     "CO_RADS",
     "DEFAULT_TYPE_PRIOR",

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from pneumolens.analysis import Analysis
@@ -22,7 +23,7 @@ from pneumolens.lesions import segment_lesions
 logger = logging.getLogger(__name__)
 
 #: Stages in order, as reported to a progress callback and in ``timings_s``.
-STAGES = ("read", "lungs", "lesions", "findings")
+STAGES = ("read", "lungs", "lesions", "findings", "assessment")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
@@ -85,7 +86,7 @@ def analyze(
             z_positions_mm=scan.info.z_positions_mm or _z_from_affine(scan),
             source_files=scan.info.source_files,
         )
-    return Analysis(
+    analysis = Analysis(
         scan=scan,
         config=config,
         lungs=lungs,
@@ -94,6 +95,19 @@ def analyze(
         warnings=tuple(warnings),
         timings_s=timings,
     )
+    with timer.stage("assessment"):
+        from pneumolens.assessment import TriageThresholds, assess_scan
+
+        assessment = assess_scan(
+            scan.volume,
+            scan.spacing,
+            lungs,
+            lesions,
+            regions=analysis.regions,
+            thresholds=TriageThresholds.from_mapping(config.triage),
+            classifier=config.classifier,
+        )
+    return replace(analysis, assessment=assessment)
 
 
 def analyze_path(
