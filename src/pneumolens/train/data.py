@@ -111,6 +111,14 @@ def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step:
     return idx[:limit] if limit else idx
 
 
+def split_block(items: Sequence[int], block: Sequence[int]) -> tuple[list[int], list[int]]:
+    """``items`` outside and inside the half-open block ``[start, stop)`` (a validation block)."""
+    if len(block) != 2 or block[0] >= block[1]:
+        raise ValueError(f"a validation block is [start, stop) with start < stop, got {list(block)}")
+    inside = [i for i in items if block[0] <= i < block[1]]
+    return [i for i in items if not block[0] <= i < block[1]], inside
+
+
 class ZenodoSlice(NamedTuple):
     """One Zenodo slice: image in [0, 1], lung and infection masks (bool), and its crop box."""
 

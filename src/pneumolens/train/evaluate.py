@@ -44,7 +44,7 @@ from pneumolens import models
 from pneumolens.lesions.model import segment_lesions_model, segment_slice_images
 from pneumolens.models import preprocess as pp
 from pneumolens.train import data as D
-from pneumolens.validate.segmentation import dice
+from pneumolens.validate.segmentation import dice, dice_bootstrap
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +70,28 @@ def _precision_recall(preds: list[np.ndarray], truths: list[np.ndarray]) -> tupl
     return tp / max(1, n_pred), tp / max(1, n_true)
 
 
+def _with_ci(preds: list[np.ndarray], truths: list[np.ndarray], *, seed: int = 0) -> dict:
+    """Per-slice pixel counts (for paired comparisons) and bootstrap CIs of the pooled and
+    per-slice Dice (:func:`pneumolens.validate.segmentation.dice_bootstrap`, slices resampled)."""
+    counts = [_pixel_counts([p], [t]) for p, t in zip(preds, truths)]
+    b = dice_bootstrap(np.array(counts).reshape(-1, 3), seed=seed)
+    return {"pooled_ci95": list(b.pooled_ci), "mean_per_slice_ci95": list(b.mean_ci), "per_slice_counts": counts}
+
+
 #: Slices whose lesion covers at least this share of the lungs count as extensive disease.
 EXTENSIVE = 0.3
 
 
-def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5) -> dict:
-    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice).
+def evaluate_zenodo(
+    model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5, indices: list[int] | None = None
+) -> dict:
+    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice), or on the
+    slices ``indices`` (a validation block, training slices).
 
-    Also precision / recall, and Dice apart for slices with focal and with extensive disease
-    (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
+    Also precision / recall, bootstrap CIs (:func:`_with_ci`), and Dice apart for slices with
+    focal and with extensive disease (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
     """
-    idx = D.zenodo_indices(root, holdout=True, step=step)
+    idx = list(indices) if indices is not None else D.zenodo_indices(root, holdout=True, step=step)
     slices = [D.read_zenodo_slice(root, i) for i in idx]
     truths = [s.infection for s in slices]
     extents = [D.lesion_extent(s.infection, s.lungs) for s in slices]
@@ -94,6 +105,7 @@ def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold
         "dice_binary_mean_per_slice": _per_slice_mean(preds, truths),
         "precision": precision,
         "recall": recall,
+        **_with_ci(preds, truths),
     }
     for key, sel in (("focal", [e < EXTENSIVE for e in extents]), ("extensive", [e >= EXTENSIVE for e in extents])):
         p = [x for x, keep in zip(preds, sel) if keep]
@@ -103,10 +115,10 @@ def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold
     return out
 
 
-def evaluate_medseg(model: models.Model, root: Path) -> dict:
-    """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices."""
+def evaluate_medseg(model: models.Model, root: Path, *, stems: list[str] | None = None) -> dict:
+    """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices (or ``stems``)."""
     base = root / "covid_seg_2d_medseg" / "multiclass"
-    stems = D.medseg_names(root, holdout=True)
+    stems = list(stems) if stems is not None else D.medseg_names(root, holdout=True)
     images = [D.read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
     truths = [D.read_palette(base / "GT" / f"{s}.png") for s in stems]
     res = segment_slice_images(images, weights=model, boxes=[pp.full_box(im.shape) for im in images])
@@ -116,7 +128,26 @@ def evaluate_medseg(model: models.Model, root: Path) -> dict:
         gts = [(t > 0) if cls is None else (t == cls) for t in truths]
         out[f"dice_{name}_pooled"] = _pooled(preds, gts)
         out[f"dice_{name}_mean_per_slice"] = _per_slice_mean(preds, gts)
+        out[name] = _with_ci(preds, gts)
     return out
+
+
+#: Validation block of the v2 recipe (``configs/lesions_v2.toml``): whole patients inside the
+#: Zenodo training block, and MedSeg files 40-46. The shipped stages trained on them.
+ZENODO_VALIDATION = (1081, 1258)
+MEDSEG_VALIDATION = (40, 47)
+
+
+def evaluate_training_and_validation(model: models.Model, root: Path, *, train_step: int = 6) -> dict:
+    """Dice on every ``train_step``-th Zenodo slice of the v2 training block (fit), and on the v2
+    validation blocks (Zenodo 1081-1257, MedSeg 40-46)."""
+    train_idx, val_idx = D.split_block(D.zenodo_indices(root, holdout=False), ZENODO_VALIDATION)
+    medseg_val = D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], MEDSEG_VALIDATION)[1]
+    return {
+        "zenodo_training_every_%d" % train_step: evaluate_zenodo(model, root, indices=train_idx[::train_step]),
+        "zenodo_validation": evaluate_zenodo(model, root, indices=val_idx),
+        "medseg_validation": evaluate_medseg(model, root, stems=[str(s) for s in medseg_val]),
+    }
 
 
 def _slice_labels(root: Path, scan) -> np.ndarray:
@@ -195,6 +226,7 @@ def evaluate_normal(model: models.Model, root: Path) -> dict:
         ml = float(np.prod(spacing)) / 1000.0
         out[name] = {
             "lesion_percent_of_lung": float(100.0 * (les.labels > 0).sum() / max(1, lungs.union.sum())),
+            "lesion_ml": float((les.labels > 0).sum() * ml),
             "lung_added_ml": _added_ml(les, ml),
         }
     return out
@@ -283,7 +315,9 @@ def time_150(model: models.Model, scan, *, repeats: int = 1) -> dict:
     return {"shape": list(vol.shape), **{k: round(v, 2) for k, v in best.items()}}
 
 
-def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True) -> dict:
+def evaluate(
+    weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True, inserted: bool = True
+) -> dict:
     """All measurements, as a JSON-able dict."""
     model = models.load(weights or models.LESION_MODEL, threads=threads)
     scan = load_p002(root)
@@ -293,10 +327,12 @@ def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing
         "date": date.today().isoformat(),
         "zenodo_holdout": evaluate_zenodo(model, root),
         "medseg_holdout": evaluate_medseg(model, root),
+        **evaluate_training_and_validation(model, root),
         "covid_ct_md_P002": evaluate_p002(model, root, scan=scan),
         "normal_lungs": evaluate_normal(model, root),
-        "inserted_3d": evaluate_inserted_3d(model, root, scan=scan),
     }
+    if inserted:
+        out["inserted_3d"] = evaluate_inserted_3d(model, root, scan=scan)
     if timing:
         out["timing_512x512x150"] = time_150(model, scan)
     return out
@@ -333,15 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--no-inserted", action="store_true", help="skip the 3D inserted-lesion cases")
     parser.add_argument("--markdown", action="store_true", help="also print the 3D inserted-lesion table")
     args = parser.parse_args(argv)
     root = args.data or RecipeConfig(base_dir=Path(__file__).resolve().parents[3] / "configs").data_root()
-    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing)
+    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing, inserted=not args.no_inserted)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
     print(text)
-    if args.markdown:
+    if args.markdown and "inserted_3d" in result:
         print(inserted_table(result["inserted_3d"]))
     return 0
 
