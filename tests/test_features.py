@@ -11,9 +11,9 @@ from pneumolens.features import (
     compute_features,
     detect_effusion,
     distribution_features,
+    lesion_components,
     lung_thirds,
     nodule_count,
-    lesion_components,
     severity_score,
 )
 from pneumolens.masks import CONSOLIDATION, GGO
@@ -53,7 +53,7 @@ def test_lung_thirds_split_each_lung_by_volume():
 
 
 def test_burden_and_shares():
-    volume, lungs = _lungs()
+    _volume, lungs = _lungs()
     lesions = np.zeros_like(lungs)
     lesions[10:20, 30:50, 15:30] = GGO  # right lung, lower third
     lesions[10:14, 30:50, 15:30] = CONSOLIDATION
@@ -69,7 +69,7 @@ def test_burden_and_shares():
 
 
 def test_peripheral_vs_central_and_bilateral():
-    volume, lungs = _lungs()
+    _volume, lungs = _lungs()
     shape = lungs.shape
     peripheral = np.zeros_like(lungs)
     for x in (12, 108):  # against the lateral (costal) walls of both lungs
@@ -85,7 +85,7 @@ def test_peripheral_vs_central_and_bilateral():
 
 
 def test_lower_zone_and_posterior_predominance():
-    volume, lungs = _lungs()
+    _volume, lungs = _lungs()
     lesions = np.zeros_like(lungs)
     lesions[6:20, 60:79, 12:48] = GGO  # low and dorsal (large y) in the right lung
     d = distribution_features(lungs, lesions, SPACING)

@@ -390,20 +390,23 @@ def assess_scan(
     lungs: LungMasks,
     lesions: LesionMasks,
     *,
+    lung_additions: np.ndarray | None = None,
     regions: Regions | None = None,
     thresholds: TriageThresholds | None = None,
     classifier: str | Path | None = None,
 ) -> Assessment:
     """Features (:func:`pneumolens.features.compute_features`) and :func:`assess` of one scan.
 
-    ``regions`` (lobes, else zones) give the per-region burden and the worst region score;
+    ``lung_additions``: voxels lung completion added to the lungs (where an effusion may hide
+    as "consolidation"); ``regions`` (lobes, else zones) give the per-region burden and the
+    worst region score;
     ``classifier`` is a file written by ``pneumolens train classifier``.
     """
     kwargs = {}
     if regions is not None:
         kwargs = {"regions": regions.labels, "region_names": regions.names, "region_kind": regions.kind}
     features = compute_features(
-        volume, lungs.labels, lesions.labels, spacing, lung_additions=lesions.lung_additions, **kwargs
+        volume, lungs.labels, lesions.labels, spacing, lung_additions=lung_additions, **kwargs
     )
     output = None
     if classifier is not None:
@@ -440,9 +443,6 @@ def distribution_to_dict(assessment: Assessment) -> dict[str, Any]:
 
 
 __all__ = [
-    "assess_scan",
-    "assessment_to_dict",
-    "distribution_to_dict",
     "CATEGORIES",
     "CO_RADS",
     "DEFAULT_TYPE_PRIOR",
@@ -451,8 +451,11 @@ __all__ = [
     "Findings",
     "TriageThresholds",
     "assess",
+    "assess_scan",
+    "assessment_to_dict",
     "derive_findings",
     "describe",
+    "distribution_to_dict",
     "pneumonia_probability",
     "rsna_category",
     "triage",

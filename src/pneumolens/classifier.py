@@ -23,6 +23,7 @@ The saved file is a joblib pickle: load only classifier files you made or trust.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -96,7 +97,7 @@ def read_cohort(
         raise InputError("the cohort CSV does not exist", where=path, todo="pass the results table of your analyses")
     try:
         table = pd.read_csv(path)
-    except Exception as exc:  # pandas raises several types for unreadable files
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"the cohort CSV cannot be read ({exc})", where=path, todo="pass a comma-separated file") from None
     columns = list(table.columns)
     if label not in columns:
@@ -213,7 +214,7 @@ def train_classifier(
     for i, (train, test) in enumerate(splitter.split(X, y)):
         model, family = _fit_procedure(X[train], y[train], inner_folds=inner_folds, seed=seed)
         oof[test] = model.predict_proba(X[test])[:, 1]
-        folds.append({"fold": i, "n_test": int(len(test)), "model": family, "auc": _auc(y[test], oof[test])})
+        folds.append({"fold": i, "n_test": len(test), "model": family, "auc": _auc(y[test], oof[test])})
     bins = max(2, min(10, len(y) // 10))
     frac_pos, mean_pred = calibration_curve(y, oof, n_bins=bins, strategy="quantile")
     model, family = _fit_procedure(X, y, inner_folds=inner_folds, seed=seed)
@@ -221,7 +222,7 @@ def train_classifier(
         "outer_folds": k,
         "inner_folds": inner_folds,
         "seed": seed,
-        "n_cases": int(len(y)),
+        "n_cases": len(y),
         "n_positive": int(y.sum()),
         "auc": _auc(y, oof),
         "fold_auc": [f["auc"] for f in folds],
@@ -272,7 +273,7 @@ def load_classifier(path: str | Path) -> CohortClassifier:
                          todo="pass a file written by 'pneumolens train classifier'")
     try:
         payload = joblib.load(path)
-    except Exception as exc:  # unpickling errors come in many types
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, AttributeError, ImportError, TypeError, IndexError) as exc:
         raise InputError(f"the classifier file cannot be read ({type(exc).__name__})", where=path,
                          todo="pass a file written by 'pneumolens train classifier'") from None
     if not isinstance(payload, dict) or payload.get("format") != FILE_FORMAT:

@@ -25,7 +25,14 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from pneumolens.anatomy._grid import bbox, block_expand, block_mean, check_volume, fill_slices, reduction_factors
+from pneumolens.anatomy._grid import (
+    bbox,
+    block_expand,
+    block_mean,
+    check_volume,
+    fill_slices,
+    reduction_factors,
+)
 from pneumolens.masks import CONSOLIDATION, GGO, LEFT_LUNG, RIGHT_LUNG
 
 #: Lesion within this distance of the lung surface counts as subpleural / peripheral (the
@@ -529,7 +536,7 @@ def crazy_paving_fraction(volume: np.ndarray, lesion_labels: np.ndarray, spacing
     sub_v = volume[box][ks].astype(np.float32)
     sub_g = ggo[box][ks]
     n = int(np.count_nonzero(sub_g))
-    w = 2 * max(1, int(round(CRAZY_PAVING_LINE_MM / 2.0 / float(spacing[1])))) + 1
+    w = 2 * max(1, round(CRAZY_PAVING_LINE_MM / 2.0 / float(spacing[1]))) + 1
     # White top-hat per slice with a square of about the line width (separable min/max filters).
     tophat = sub_v - ndimage.maximum_filter(ndimage.minimum_filter(sub_v, size=(1, w, w)), size=(1, w, w))
     hits = int(np.count_nonzero(sub_g & (tophat >= CRAZY_PAVING_TOPHAT_HU) & (sub_v < -100.0)))
@@ -742,7 +749,7 @@ def _inside_rib_cage(bone: np.ndarray, lungs: np.ndarray, reach: Sequence[int]) 
     xs = np.flatnonzero(lungs.any(axis=(0, 1)))
     if xs.size == 0:
         return out
-    mid = int(round((xs[0] + xs[-1]) / 2.0))
+    mid = round((xs[0] + xs[-1]) / 2.0)
     c = np.cumsum(bone, axis=2, dtype=np.int32)
     n = bone.shape[2]
     right_ahead = c - np.take(c, np.maximum(np.arange(n) - reach[1], 0), axis=2)  # bone at smaller x
@@ -809,7 +816,7 @@ def detect_effusion(
     """
     sp = check_volume(volume, spacing)
     empty = Effusion(False, 0.0, 0.0, 0.0, 0.0, float("nan"))
-    margin = [0] + [int(math.ceil(search_mm / s)) for s in sp[1:]]
+    margin = [0] + [math.ceil(search_mm / s) for s in sp[1:]]
     box = bbox(lungs > 0, margin=margin)
     if box is None:
         return empty
@@ -826,17 +833,17 @@ def detect_effusion(
         outside |= lung_additions[box][:: factors[0], :: factors[1], :: factors[2]][: hu.shape[0], : hu.shape[1], : hu.shape[2]]
     fluid = band & outside
     # The rib cage, closed over the intercostal spaces along z.
-    close = (max(1, int(round(RIB_GAP_MM / work_sp[0]))) | 1, 3, 3)
+    close = (max(1, round(RIB_GAP_MM / work_sp[0])) | 1, 3, 3)
     bone = ndimage.minimum_filter(ndimage.maximum_filter(hu > BONE_HU, size=close), size=close) | (hu > BONE_HU)
     # Dense lung cut off by the lung mask (consolidation) may lie between lung and fluid.
     passable = (hu >= PASSABLE_HU[0]) & (hu <= PASSABLE_HU[1]) & ~bone & ~lung_any
-    reach = [max(1, int(round(mm / s))) for mm, s in zip((BASE_SEARCH_MM, DEPENDENT_SEARCH_MM, search_mm), work_sp)]
+    reach = [max(1, round(mm / s)) for mm, s in zip((BASE_SEARCH_MM, DEPENDENT_SEARCH_MM, search_mm), work_sp)]
     fluid &= ~bone & _reached_from_lung(lung_r, lung_l, passable | fluid, reach)
-    fluid &= _inside_rib_cage(bone, lung_any, [max(1, int(round(RIB_SEARCH_MM / s))) for s in work_sp[1:]])
+    fluid &= _inside_rib_cage(bone, lung_any, [max(1, round(RIB_SEARCH_MM / s)) for s in work_sp[1:]])
     fluid &= ~_between_lungs(lung_r, lung_l, hu > BONE_HU)
     if not fluid.any():
         return empty
-    size = [max(1, int(round(min_thickness_mm / s))) for s in work_sp]
+    size = [max(1, round(min_thickness_mm / s)) for s in work_sp]
     if work_sp[0] >= min_thickness_mm:
         size[0] = 1  # thick slices: in-plane opening only
     opened = _box_open(fluid, size)

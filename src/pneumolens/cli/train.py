@@ -62,7 +62,11 @@ def _register_classifier(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_classifier(args: argparse.Namespace) -> int:
-    from pneumolens.classifier import read_cohort, train_classifier, write_training_outputs
+    from pneumolens.classifier import (
+        read_cohort,
+        train_classifier,
+        write_training_outputs,
+    )
     from pneumolens.cli.options import tell
     from pneumolens.export.writer import check_out_dir, output_dir
 

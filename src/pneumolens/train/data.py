@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pneumolens.io.images import read_image
 from pneumolens.models.preprocess import (
     Box,
     full_box,
@@ -90,17 +91,13 @@ def lesion_extent(lesion: np.ndarray, lungs: np.ndarray) -> float:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"))
+    """8-bit grey image (:func:`pneumolens.io.images.read_image`, mode ``"gray8"``)."""
+    return read_image(path, mode="gray8")
 
 
 def read_palette(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im)  # palette indices are the class labels
+    """Stored values of a palette image: the class labels."""
+    return read_image(path, mode="labels")
 
 
 def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step: int = 1) -> list[int]:
