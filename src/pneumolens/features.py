@@ -25,7 +25,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from pneumolens.anatomy._grid import (
+from pneumolens.grid import (
     bbox,
     block_expand,
     block_mean,
