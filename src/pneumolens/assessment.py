@@ -269,7 +269,8 @@ def describe(features: Features, findings: Findings) -> list[str]:
             zones.append(f"posterior predominant ({100 * d.posterior_share:.0f} %)")
         out.append(", ".join([head, *zones]))
         out.append(
-            f"{d.components_over_1ml} focus/foci of at least 1 mL ({d.components} components), largest "
+            f"{d.components_over_1ml} {'focus' if d.components_over_1ml == 1 else 'foci'} of at least 1 mL "
+            f"({d.components} components), largest "
             f"{d.largest_component_ml:.0f} mL; {100 * _finite(d.peripheral_share):.0f} % of the lesion volume "
             f"within 10 mm of the costal pleura (lung itself: {100 * _finite(d.lung_peripheral_share):.0f} %)"
         )
