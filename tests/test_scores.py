@@ -54,3 +54,26 @@ def test_region_slice_counts():
     counts = region_slice_counts(regions, lesions, {1: "RUL", 4: "LUL", 5: "LLL"})
     assert counts["RUL"].tolist() == [1, 0, 0] and counts["LUL"].tolist() == [0, 0, 2]
     assert counts["LLL"].tolist() == [0, 0, 0]
+
+
+def test_region_scores_per_lung_and_lobe():
+    from pneumolens.scores import region_scores
+
+    volume = np.full((4, 4, 8), -850, dtype=np.int16)
+    lungs = np.zeros(volume.shape, dtype=np.uint8)
+    lungs[:, :, 1:4] = 1  # right: 48 voxels
+    lungs[:, :, 4:7] = 2  # left: 48 voxels
+    lobes = np.where(lungs == 1, 1, np.where(lungs == 2, 4, 0)).astype(np.uint8)
+    lobes[:2][lungs[:2] == 1] = 3  # lower half of the right lung: RLL
+    lesions = np.zeros_like(lungs)
+    lesions[0, :, 1:4] = 2  # 12 voxels of RLL, consolidation at 0 HU
+    volume[0, :, 1:4] = 0
+    lesions[3, 0, 4] = 1  # one voxel of LUL, GGO at -600 HU
+    volume[3, 0, 4] = -600
+    out = region_scores(volume, lungs, lesions, lobes, {1: "RUL", 3: "RLL", 4: "LUL"})
+    assert out["right_lung"]["po_percent"] == pytest.approx(25.0)
+    assert out["right_lung"]["pho_percent"] == pytest.approx(25.0)
+    assert out["left_lung"]["po_percent"] == pytest.approx(100 / 48) and out["left_lung"]["pho_percent"] == 0
+    assert out["lungs"]["po_percent"] == pytest.approx(100 * 13 / 96)
+    assert out["RLL"]["po_percent"] == pytest.approx(50.0) and out["RLL"]["score"] == 3 and out["RLL"]["lss"] == 2
+    assert out["RUL"]["score"] == 0 and out["LUL"]["score"] == 1

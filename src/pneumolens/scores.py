@@ -88,3 +88,51 @@ def region_slice_counts(region_labels: np.ndarray, lesion_labels: np.ndarray, na
     flat = z[sel] * n_labels + region_labels[sel].astype(np.int64)
     counts = np.bincount(flat, minlength=region_labels.shape[0] * n_labels).reshape(region_labels.shape[0], n_labels)
     return {name: counts[:, label].astype(np.int64) for label, name in names.items()}
+
+
+def opacity_by_label(volume: np.ndarray, labels: np.ndarray, lesion_labels: np.ndarray, *,
+                     high_hu: float = HIGH_OPACITY_HU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Voxel counts per label value of ``labels``: all, lesion, lesion above ``high_hu`` (one pass each)."""
+    n = int(labels.max(initial=0)) + 1
+    flat = labels.ravel()
+    lesion = lesion_labels.ravel() > 0
+    total = np.bincount(flat, minlength=n)
+    in_lesion = np.bincount(flat[lesion], minlength=n)
+    high = np.bincount(flat[lesion & (volume.ravel() > high_hu)], minlength=n)
+    return total, in_lesion, high
+
+
+def region_scores(
+    volume: np.ndarray, lung_labels: np.ndarray, lesion_labels: np.ndarray, region_labels: np.ndarray | None,
+    names: Mapping[int, str] | None, *, high_hu: float = HIGH_OPACITY_HU,
+) -> dict[str, dict[str, float | int | None]]:
+    """PO and PHO (%) per lung, for both lungs and per region; Pan score (0-5) and LSS (0-4) per region.
+
+    Returns ``{name: {"po_percent", "pho_percent"[, "score", "lss"]}}`` with the lung names of
+    :meth:`pneumolens.masks.LungMasks.regions` (``right_lung``, ``left_lung``, ``lungs``) first.
+    """
+    from pneumolens.masks import LUNG_SIDES, WHOLE_LUNGS
+
+    idx = np.nonzero(lung_labels.any(axis=(0, 1)))[0]
+    box = (slice(None), slice(None), slice(int(idx[0]), int(idx[-1]) + 1)) if idx.size else (slice(None),) * 3
+    vol, lungs, lesions = volume[box], lung_labels[box], lesion_labels[box]
+    out: dict[str, dict[str, float | int | None]] = {}
+
+    def pct(a: float, b: float) -> float:
+        return 100.0 * a / b if b else float("nan")
+
+    total, les, high = opacity_by_label(vol, lungs, lesions, high_hu=high_hu)
+    for label, side in LUNG_SIDES.items():
+        n = total[label] if label < total.size else 0
+        out[f"{side}_lung"] = {"po_percent": pct(les[label] if label < les.size else 0, n),
+                               "pho_percent": pct(high[label] if label < high.size else 0, n)}
+    out[WHOLE_LUNGS] = {"po_percent": pct(les[1:].sum(), total[1:].sum()),
+                        "pho_percent": pct(high[1:].sum(), total[1:].sum())}
+    if region_labels is not None and names:
+        total, les, high = opacity_by_label(vol, region_labels[box], lesions, high_hu=high_hu)
+        for label, name in sorted(names.items()):
+            n = total[label] if label < total.size else 0
+            po = pct(les[label] if label < les.size else 0, n)
+            out[name] = {"po_percent": po, "pho_percent": pct(high[label] if label < high.size else 0, n),
+                         "score": pan_lobe_score(po), "lss": lss_lobe_score(po)}
+    return out

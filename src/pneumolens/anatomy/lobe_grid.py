@@ -85,13 +85,18 @@ def lung_input(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Network input ``(2, *GRID_SHAPE)`` (right, left lung fractions) and the grid centre (mm).
 
-    ``right``/``left`` are boolean ``[z, y, x]`` masks on a grid of ``spacing`` mm.
+    ``right``/``left`` are boolean ``[z, y, x]`` masks on a grid of ``spacing`` mm. Only the
+    lungs' bounding box is reduced and resampled (positions stay relative to voxel ``(0, 0, 0)``).
     """
-    centre = lungs_centre_mm(right | left, spacing)
-    reduced, rsp, factors = reduce_masks([right, left], spacing)
-    # Centre of reduced voxel k in source-voxel units is k*f + (f-1)/2: shift the grid by that offset.
+    union = right | left
+    centre = lungs_centre_mm(union, spacing)
+    idx = [np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    box = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
+    origin_mm = np.array([b.start * s for b, s in zip(box, spacing)])
+    reduced, rsp, factors = reduce_masks([right[box], left[box]], spacing)
+    # Centre of reduced voxel k, in source voxels of the box, is k*f + (f-1)/2: shift the grid by that offset.
     shift = np.array([(f - 1) / 2.0 * s for f, s in zip(factors, spacing)])
-    return sample_on_grid(reduced, rsp, centre - shift), centre
+    return sample_on_grid(reduced, rsp, centre - origin_mm - shift), centre
 
 
 def grid_index_of(points_mm: np.ndarray, centre_mm: Sequence[float], *, shape: Sequence[int] = GRID_SHAPE,

@@ -44,7 +44,7 @@ ZONE_NAMES: dict[int, str] = {
 #: Below this per-lobe confidence the analysis warns (chosen on the validation maps, see the model card).
 LOW_CONFIDENCE = 0.85
 #: Lobe labels are computed on blocks of about this size (mm) and expanded to the full grid.
-LABEL_BLOCK_MM = (2.0, 2.0, 2.0)
+LABEL_BLOCK_MM = (2.5, 2.5, 2.5)
 
 #: Label values of external lobe maps -> pneumolens lobe label, per convention.
 #: TotalSegmentator ``total`` task v2 (>= 2.0): 10 lung_upper_lobe_left, 11 lung_lower_lobe_left,
@@ -95,11 +95,33 @@ def side_softmax(logits: np.ndarray) -> np.ndarray:
     return out
 
 
-def _probabilities_at(prob: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Trilinear interpolation of ``prob`` (C, *grid) at fractional grid indices ``idx`` (3, N)."""
-    from scipy import ndimage
+def _interp_axis(a: np.ndarray, axis: int, coords: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``a`` along ``axis`` at fractional indices ``coords`` (clamped to the edges)."""
+    n = a.shape[axis]
+    c = np.clip(coords.astype(np.float32), 0.0, n - 1.0)
+    i0 = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
+    w = c - i0
+    shape = [1] * a.ndim
+    shape[axis] = -1
+    w = w.reshape(shape)
+    lo = np.take(a, i0, axis=axis)
+    hi = np.take(a, np.minimum(i0 + 1, n - 1), axis=axis)
+    return lo + (hi - lo) * w
 
-    return np.stack([ndimage.map_coordinates(p, idx, order=1, mode="nearest", prefilter=False) for p in prob])
+
+def _probabilities_on_blocks(prob: np.ndarray, centres_mm: list[np.ndarray], centre_mm: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of grid probabilities ``(C, *grid)`` at an axis-aligned block lattice.
+
+    ``centres_mm[a]`` are the block centres along axis ``a`` (mm from voxel 0). Separable: three
+    1D interpolations, far cheaper than interpolating every point in 3D.
+    """
+    out = prob
+    for axis in range(3):
+        pos = np.zeros((3, centres_mm[axis].size), dtype=np.float32)
+        pos[axis] = centres_mm[axis]
+        idx = grid_index_of(pos, np.where(np.arange(3) == axis, centre_mm, 0.0))[axis]
+        out = _interp_axis(out, axis + 1, idx)
+    return out
 
 
 def labels_from_probabilities(
@@ -107,46 +129,35 @@ def labels_from_probabilities(
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Lobe label map on the lung grid from grid probabilities, and per-lobe confidence.
 
-    Probabilities are interpolated at the centres of blocks of about :data:`LABEL_BLOCK_MM`
-    that hold lung, the most probable lobe of the voxel's own lung is taken (so a right-lung
-    voxel is never a left lobe), and blocks are expanded back to the full grid.
+    Probabilities are interpolated (trilinear) at the centres of blocks of about
+    :data:`LABEL_BLOCK_MM` over the lungs' bounding box, the most probable lobe of the voxel's
+    own lung is taken (so a right-lung voxel is never a left lobe), and blocks are expanded
+    back to the full grid.
     """
     factors = reduction_factors(spacing, LABEL_BLOCK_MM)
     box = _bbox(lung_labels > 0)
     sub = lung_labels[box]
     shape = tuple(-(-n // f) for n, f in zip(sub.shape, factors))
-    # Which blocks hold lung (any voxel of the block).
-    padded = np.zeros(tuple(n * f for n, f in zip(shape, factors)), dtype=bool)
+    # Lung voxels per block (weights of the confidence).
+    padded = np.zeros(tuple(n * f for n, f in zip(shape, factors)), dtype=np.uint8)
     padded[: sub.shape[0], : sub.shape[1], : sub.shape[2]] = sub > 0
-    has_lung = padded.reshape(shape[0], factors[0], shape[1], factors[1], shape[2], factors[2]).any(axis=(1, 3, 5))
-    blocks = np.nonzero(has_lung)
-    origin = np.array([b.start for b in box], dtype=np.float32)
-    centres_vox = np.stack([b * f + (f - 1) / 2.0 for b, f in zip(blocks, factors)]) + origin[:, None]
-    centres_mm = centres_vox * np.asarray(spacing, dtype=np.float32)[:, None]
-    p = _probabilities_at(prob, grid_index_of(centres_mm, centre_mm))
+    per_block = padded.reshape(shape[0], factors[0], shape[1], factors[1], shape[2], factors[2]).sum(
+        axis=(1, 3, 5), dtype=np.int32)
+    centres = [(b.start + np.arange(n) * f + (f - 1) / 2.0) * s
+               for b, n, f, s in zip(box, shape, factors, spacing)]
+    p = _probabilities_on_blocks(prob, centres, np.asarray(centre_mm, dtype=np.float32))
     right_lab = (np.argmax(p[0:3], axis=0) + 1).astype(np.uint8)
     left_lab = (np.argmax(p[3:5], axis=0) + 4).astype(np.uint8)
-    grid_r = np.zeros(shape, dtype=np.uint8)
-    grid_l = np.zeros(shape, dtype=np.uint8)
-    grid_r[blocks], grid_l[blocks] = right_lab, left_lab
-    full_r = block_expand(grid_r, factors, sub.shape)
-    full_l = block_expand(grid_l, factors, sub.shape)
-    out_sub = np.where(sub == RIGHT_LUNG, full_r, np.where(sub == LEFT_LUNG, full_l, 0)).astype(np.uint8)
+    full_r = block_expand(right_lab, factors, sub.shape)
+    full_l = block_expand(left_lab, factors, sub.shape)
     labels = np.zeros(lung_labels.shape, dtype=np.uint8)
-    labels[box] = out_sub
-    # Confidence: mean probability of the assigned lobe, weighted by the lung voxels of each block.
-    weight = np.bincount(
-        np.ravel_multi_index(tuple(np.nonzero(sub > 0)[a] // factors[a] for a in range(3)), shape),
-        minlength=int(np.prod(shape)),
-    ).reshape(shape)[blocks].astype(np.float64)
-    p_right = p[0:3].max(axis=0)
-    p_left = p[3:5].max(axis=0)
+    labels[box] = np.where(sub == RIGHT_LUNG, full_r, np.where(sub == LEFT_LUNG, full_l, 0))
+    # Confidence: mean probability of the assigned lobe over the lobe, weighted by lung voxels per block.
     confidence = {}
     for lab, name in LOBE_NAMES.items():
-        side_lab, side_p = (right_lab, p_right) if lab in RIGHT_LOBES else (left_lab, p_left)
-        sel = side_lab == lab
-        w = weight[sel]
-        confidence[name] = float((side_p[sel] * w).sum() / w.sum()) if w.sum() > 0 else float("nan")
+        side_lab, side_p = (right_lab, p[0:3].max(axis=0)) if lab in RIGHT_LOBES else (left_lab, p[3:5].max(axis=0))
+        w = np.where(side_lab == lab, per_block, 0).astype(np.float64)
+        confidence[name] = float((side_p * w).sum() / w.sum()) if w.sum() > 0 else float("nan")
     return labels, confidence
 
 

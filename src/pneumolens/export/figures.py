@@ -94,3 +94,57 @@ def render_profile(z_mm: np.ndarray, lung_ml: np.ndarray, lesion_ml: np.ndarray)
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
+
+
+#: Region colours (RGB) for lobe/zone pictures: muted hues, distinct from the lesion colours.
+REGION_COLOURS = ("#4e79a7", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f")
+
+
+def render_regions_view(
+    image: np.ndarray,
+    regions: np.ndarray,
+    lesions: np.ndarray,
+    names: dict[int, str],
+    *,
+    pixel_aspect: float = 1.0,
+    title: str = "",
+    flip_vertical: bool = False,
+) -> bytes:
+    """PNG of one 2D HU image with the regions (lobes or zones) tinted and outlined, lesions on top.
+
+    Regions: a light fill and a boundary line per region (colours :data:`REGION_COLOURS` in
+    label order, legend below). Lesions: ground-glass amber, consolidation red, as in
+    :func:`render_view`, drawn over the regions so that the lobe holding a lesion can be read.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    if flip_vertical:
+        image, regions, lesions = image[::-1], regions[::-1], lesions[::-1]
+    colours = {label: REGION_COLOURS[i % len(REGION_COLOURS)] for i, label in enumerate(sorted(names))}
+    tint = np.zeros(regions.shape + (4,), dtype=float)
+    for label, colour in colours.items():
+        tint[regions == label] = (*to_rgb(colour), 0.35)
+    fig, ax = plt.subplots(figsize=(4, 4 * image.shape[0] * pixel_aspect / max(image.shape[1], 1) + 0.4))
+    ax.imshow(image, cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], aspect=pixel_aspect,
+              interpolation="nearest")
+    ax.imshow(tint, aspect=pixel_aspect, interpolation="nearest")
+    for label, colour in colours.items():
+        mask = regions == label
+        if mask.any():
+            ax.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.9)
+    ax.imshow(_overlay(lesions), aspect=pixel_aspect, interpolation="nearest")
+    ax.set_title(title, color="white", fontsize=9)
+    ax.text(0.01, 0.5, "R", color="white", transform=ax.transAxes, fontsize=8, va="center")
+    ax.text(0.97, 0.5, "L", color="white", transform=ax.transAxes, fontsize=8, va="center")
+    handles = [Patch(color=colours[label], label=names[label]) for label in sorted(names)]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=6,
+              frameon=False, labelcolor="white", handlelength=1.0, columnspacing=0.8)
+    ax.axis("off")
+    data = _png(fig)
+    plt.close(fig)
+    return data

@@ -193,7 +193,9 @@ def train(args: argparse.Namespace) -> None:
         batch = [make_sample(*maps[c], rng) for c in rng.choice(split["train"], args.batch)]
         x = torch.from_numpy(np.stack([b[0] for b in batch]))
         y = torch.from_numpy(np.stack([b[1] for b in batch]))
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(step / total_steps, 1.0)))
+        # Cosine decay over whichever runs out first: the steps or the time budget.
+        progress = max(step / total_steps, (time.time() - start) / args.budget_s)
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for g in opt.param_groups:
             g["lr"] = lr
         loss = loss_fn(model(x), y, x)
@@ -247,9 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     train(args)
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 # ----------------------------------------------------------------------------- export
@@ -307,3 +306,7 @@ def export(checkpoint: Path, onnx_path: Path, *, data_summary: dict, version: st
     }
     onnx_path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
