@@ -88,7 +88,7 @@ def heldout(weights: str, subset: str = "test", z_step: int = 1) -> dict:
         spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
         spacing = (spacing[0] * z_step, spacing[1], spacing[2])
         t0 = time.perf_counter()
-        res = predict_lobes(lungs_of(truth), spacing, weights=weights, threads=1)
+        res, _ = predict_lobes(lungs_of(truth), spacing, weights=weights, threads=1)
         rows.append({"case": case, "seconds": round(time.perf_counter() - t0, 2),
                      "dice": dice_per_lobe(res.labels, truth), "precision": precision_per_lobe(res.labels, truth),
                      "confidence": res.confidence})
@@ -98,7 +98,7 @@ def heldout(weights: str, subset: str = "test", z_step: int = 1) -> dict:
 def slab(weights: str) -> dict:
     truth, affine = read_label_map(DATA / "cip_copdgene16021S_lobe_slab" / "lobes_slab_96sl.nii.gz")
     spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
-    res = predict_lobes(lungs_of(truth), spacing, weights=weights)
+    res, _ = predict_lobes(lungs_of(truth), spacing, weights=weights)
     return {"shape": list(truth.shape), "spacing_mm": spacing, "dice": dice_per_lobe(res.labels, truth),
             "confidence": res.confidence}
 
@@ -138,7 +138,7 @@ def volumes(weights: str) -> dict:
             out["volumes"].append({"name": name, "input_error": str(exc)[:160]})
             continue
         t0 = time.perf_counter()
-        res = predict_lobes(lungs.labels, scan.spacing, weights=weights)
+        res, _ = predict_lobes(lungs.labels, scan.spacing, weights=weights)
         seconds = time.perf_counter() - t0
         vml = scan.voxel_volume_ml
         ml = {n: float((res.labels == lab).sum() * vml) for lab, n in LOBE_NAMES.items()}
@@ -161,7 +161,7 @@ def p002(weights: str, min_ml: float) -> dict:
     from pneumolens.scores import region_slice_counts
 
     analysis = analyze_path(REPO / "examples" / "covid_ct_md_P002" / "dicom")
-    res = predict_lobes(analysis.lungs.labels, analysis.scan.spacing, weights=weights)
+    res, _ = predict_lobes(analysis.lungs.labels, analysis.scan.spacing, weights=weights)
     counts = region_slice_counts(res.labels, analysis.lesions.labels, LOBE_NAMES)
     files = analysis.scan.info.source_files
     with (DATA / "covid_ct_md_P002" / "labels.csv").open() as f:

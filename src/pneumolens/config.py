@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 Method = Literal["density", "model"]
+RegionChoice = Literal["lobes", "zones", "none"]
 
 #: The lesion method used when none is asked for: the learned model only once it measured
 #: better than the density method on real data (docs/models/lesion_unet2d.md).
@@ -25,14 +26,30 @@ class Config:
         Optional path to other ONNX lesion weights (``--weights``).
     threads
         Threads for onnxruntime inference (0 = onnxruntime's default, all cores).
+    regions
+        How the lungs are divided for per-region findings and scores: ``"lobes"`` (the shipped
+        lobe model, or ``lobes_file``), ``"zones"`` (thirds of each lung by volume) or ``"none"``.
+    lobes_file
+        A lobe label map made elsewhere (``--lobes FILE``), on the scan's grid; used instead of
+        the lobe model.
+    lobes_convention
+        Label values of ``lobes_file``: ``"auto"``, ``"pneumolens"``, ``"lungmask"``,
+        ``"totalsegmentator"`` or ``"totalsegmentator_v1"`` (:data:`pneumolens.anatomy.lobes.CONVENTIONS`).
     """
 
     method: Method = DEFAULT_METHOD
     lesion_weights: Path | None = None
     threads: int = 0
+    regions: RegionChoice = "lobes"
+    lobes_file: Path | None = None
+    lobes_convention: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in ("density", "model"):
             raise ValueError(f"Config.method must be 'density' or 'model', got {self.method!r}")
         if self.threads < 0:
             raise ValueError(f"Config.threads must be >= 0, got {self.threads}")
+        if self.regions not in ("lobes", "zones", "none"):
+            raise ValueError(f"Config.regions must be 'lobes', 'zones' or 'none', got {self.regions!r}")
+        if self.lobes_file is not None and self.regions != "lobes":
+            raise ValueError("Config.lobes_file needs Config.regions == 'lobes'")

@@ -12,17 +12,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pneumolens.analysis import Analysis
+from pneumolens.analysis import Analysis, Regions
 from pneumolens.anatomy import segment_lungs
 from pneumolens.config import Config
 from pneumolens.findings import quantify
 from pneumolens.io import CTScan
 from pneumolens.lesions import segment_lesions
+from pneumolens.masks import LungMasks
+from pneumolens.scores import compute_scores
 
 logger = logging.getLogger(__name__)
 
 #: Stages in order, as reported to a progress callback and in ``timings_s``.
-STAGES = ("read", "lungs", "lesions", "findings")
+STAGES = ("read", "lungs", "lesions", "regions", "findings")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
@@ -76,6 +78,9 @@ def analyze(
                 f"{added_ml:.1f} mL of dense lesion outside the lung mask (consolidation against the "
                 "chest wall) was added to the lungs; check the lung outline on the key images"
             )
+    with timer.stage("regions"):
+        regions, region_warnings = divide_lungs(scan, lungs, config)
+        warnings.extend(region_warnings)
     with timer.stage("findings"):
         findings = quantify(
             scan.volume,
@@ -84,7 +89,9 @@ def analyze(
             spacing=scan.spacing,
             z_positions_mm=scan.info.z_positions_mm or _z_from_affine(scan),
             source_files=scan.info.source_files,
+            regions=regions,
         )
+        scores = compute_scores(scan.volume, lungs.labels, lesions.labels, regions)
     return Analysis(
         scan=scan,
         config=config,
@@ -93,7 +100,39 @@ def analyze(
         findings=findings,
         warnings=tuple(warnings),
         timings_s=timings,
+        regions=regions,
+        scores=scores,
     )
+
+
+def divide_lungs(scan: CTScan, lungs: LungMasks, config: Config) -> tuple[Regions | None, list[str]]:
+    """Lobes (lobe model or ``config.lobes_file``), zones or nothing, as ``config.regions`` asks.
+
+    The lobe model needs both lungs; with one lung missing the lungs are divided into zones
+    instead, with a warning.
+
+    Raises
+    ------
+    pneumolens.errors.InputError
+        When ``config.lobes_file`` cannot be read or does not match the scan.
+    """
+    from pneumolens.anatomy.lobes import external_lobes, lung_zones, predict_lobes
+
+    if config.regions == "none":
+        return None, []
+    if config.regions == "zones":
+        return lung_zones(lungs.labels), []
+    if config.lobes_file is not None:
+        regions, warnings = external_lobes(config.lobes_file, lungs.labels, scan.affine,
+                                           convention=config.lobes_convention)
+        return regions, list(warnings)
+    if not (lungs.right.any() and lungs.left.any()):
+        return lung_zones(lungs.labels), [
+            "only one lung was found, so lobes could not be placed; the lungs were divided into zones "
+            "(thirds by volume) instead and the CT severity score (0-25) is not given"
+        ]
+    regions, warnings = predict_lobes(lungs.labels, scan.spacing, threads=config.threads)
+    return regions, list(warnings)
 
 
 def analyze_path(

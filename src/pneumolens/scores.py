@@ -136,3 +136,27 @@ def region_scores(
             out[name] = {"po_percent": po, "pho_percent": pct(high[label] if label < high.size else 0, n),
                          "score": pan_lobe_score(po), "lss": lss_lobe_score(po)}
     return out
+
+
+def compute_scores(volume: np.ndarray, lung_labels: np.ndarray, lesion_labels: np.ndarray, regions=None):
+    """:class:`pneumolens.analysis.Scores` of an analysis (regions: lobes, zones or ``None``).
+
+    The 0-25 CT severity score and the 0-20 LSS are only defined over the five lobes; with zones
+    or no regions they are ``None`` (the per-zone 0-5 scores are still given).
+    """
+    from pneumolens.analysis import LOBE_NAMES, Scores
+    from pneumolens.masks import WHOLE_LUNGS
+
+    names = regions.names if regions is not None else None
+    per = region_scores(volume, lung_labels, lesion_labels, None if regions is None else regions.labels, names)
+    total = lss = None
+    if regions is not None and regions.kind == "lobes" and set(regions.names.values()) == set(LOBE_NAMES.values()):
+        lobe_scores = [per[n]["score"] for n in LOBE_NAMES.values()]
+        lobe_lss = [per[n]["lss"] for n in LOBE_NAMES.values()]
+        if all(v is not None for v in lobe_scores):
+            total = int(sum(lobe_scores))
+            lss = int(sum(lobe_lss))
+    method = "lungs" if regions is None else f"{regions.kind}:{regions.method}"
+    return Scores(method=method, ct_severity_0_25=total, lung_severity_0_20=lss,
+                  po_percent=float(per[WHOLE_LUNGS]["po_percent"]), pho_percent=float(per[WHOLE_LUNGS]["pho_percent"]),
+                  per_region=per)

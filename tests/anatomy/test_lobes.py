@@ -67,7 +67,7 @@ def test_external_map_in_each_convention_is_read_back(tmp_path, convention):
     inverse = {lobe: value for value, lobe in CONVENTIONS[convention].items()}
     raw = np.vectorize(lambda v: inverse.get(int(v), 0), otypes=[np.uint8])(lobes)
     path = write_mask_nifti(raw, scan.affine, tmp_path / "lobes.nii.gz")
-    result = external_lobes(path, phantom.lung_labels, scan.affine, convention="auto")
+    result, _ = external_lobes(path, phantom.lung_labels, scan.affine, convention="auto")
     assert np.array_equal(result.labels, lobes)
     assert result.method.startswith("external:") and result.kind == "lobes"
     # lungmask's 1-5 and ours overlap in values: auto must pick the one that fits the lungs.
@@ -80,7 +80,7 @@ def test_external_map_gaps_take_the_nearest_lobe_of_the_same_lung(tmp_path):
     holed = lobes.copy()
     holed[:, :, 40:44] = 0  # a gap of 12 mm across the right lung
     path = write_mask_nifti(holed, scan.affine, tmp_path / "lobes.nii.gz")
-    result = external_lobes(path, phantom.lung_labels, scan.affine, convention="pneumolens")
+    result, _ = external_lobes(path, phantom.lung_labels, scan.affine, convention="pneumolens")
     assert np.array_equal(result.labels > 0, phantom.lung_labels > 0)
     right = phantom.lung_labels == RIGHT_LUNG
     assert set(np.unique(result.labels[right]).tolist()) <= {1, 2, 3}
@@ -155,7 +155,7 @@ def test_lung_input_is_centred_and_keeps_volume():
 
 def test_model_lobes_partition_each_lung():
     phantom, _ = _phantom()
-    result = predict_lobes(phantom.lung_labels, phantom.spacing)
+    result, _ = predict_lobes(phantom.lung_labels, phantom.spacing)
     labels = result.labels
     assert labels.dtype == np.uint8 and labels.shape == phantom.lung_labels.shape
     assert np.array_equal(labels > 0, phantom.lung_labels > 0)
@@ -185,7 +185,7 @@ def test_model_on_held_out_real_lobe_maps(shared_data):
     for case in cases:
         truth, affine = read_label_map(root / f"{case}.nii.gz")
         lungs = np.where((truth >= 1) & (truth <= 3), 1, np.where(truth >= 4, 2, 0)).astype(np.uint8)
-        result = predict_lobes(lungs, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
+        result, _ = predict_lobes(lungs, tuple(np.linalg.norm(affine[:3, :3], axis=0)))
         dices = []
         for lab in LOBE_NAMES:
             a, b = result.labels == lab, truth == lab

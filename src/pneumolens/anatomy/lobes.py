@@ -24,18 +24,17 @@ Label order of lobe maps here (and in ``lobes.nii.gz``): 1 RUL, 2 RML, 3 RLL, 4 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pneumolens.analysis import LOBE_NAMES, Regions
 from pneumolens.anatomy._grid import block_expand, reduction_factors
-from pneumolens.anatomy.lobe_grid import GRID_SHAPE, grid_index_of, lung_input
+from pneumolens.anatomy.lobe_grid import GRID_MM, GRID_SHAPE, grid_index_of, lung_input
 from pneumolens.errors import InputError
 from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG
 
 LOBE_MODEL = "lobes_unet3d"
-LOBE_NAMES: dict[int, str] = {1: "RUL", 2: "RML", 3: "RLL", 4: "LUL", 5: "LLL"}
 RIGHT_LOBES = (1, 2, 3)
 LEFT_LOBES = (4, 5)
 ZONE_NAMES: dict[int, str] = {
@@ -59,22 +58,9 @@ CONVENTIONS: dict[str, dict[int, int]] = {
 }
 
 
-@dataclass(frozen=True)
-class LobeResult:
-    """Region labels on the canonical grid plus how they were made and how sure they are.
-
-    ``labels``: uint8 ``[z, y, x]``, 0 outside the lungs; ``names``: {label: name};
-    ``kind``: ``"lobes"`` or ``"zones"``; ``method``: e.g. ``"model:lobes_unet3d"``;
-    ``confidence``: {name: value in [0, 1]} (1.0 for external maps and zones: given, not estimated);
-    ``warnings``: messages for the analysis (low confidence, repaired external map).
-    """
-
-    labels: np.ndarray
-    names: dict[int, str]
-    kind: str
-    method: str
-    confidence: dict[str, float]
-    warnings: tuple[str, ...] = ()
+#: What the region functions return: the regions and warnings for the analysis (low confidence,
+#: a repaired external map).
+RegionsResult = tuple[Regions, tuple[str, ...]]
 
 
 # ----------------------------------------------------------------------------- lobe model
@@ -171,7 +157,7 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
 def predict_lobes(
     lung_labels: np.ndarray, spacing: Sequence[float], *, weights: str | Path = LOBE_MODEL, threads: int = 0,
     low_confidence: float = LOW_CONFIDENCE,
-) -> LobeResult:
+) -> RegionsResult:
     """Five lobes of the lungs ``lung_labels`` (1 right, 2 left) with the shipped lobe model.
 
     Parameters
@@ -189,8 +175,9 @@ def predict_lobes(
 
     Returns
     -------
-    LobeResult
-        ``kind="lobes"``; every lung voxel labelled 1-5, right-lung voxels only 1-3.
+    regions, warnings
+        ``kind="lobes"``, every lung voxel labelled 1-5 (right-lung voxels only 1-3), per-lobe
+        confidence; a warning per lobe whose confidence is below ``low_confidence``.
 
     Raises
     ------
@@ -215,15 +202,15 @@ def predict_lobes(
         for name, value in confidence.items()
         if not value >= low_confidence
     )
-    _check_grid_covers(lung_labels, spacing, centre)
-    return LobeResult(labels, dict(LOBE_NAMES), "lobes", f"model:{model.name}", confidence, warnings)
+    _check_grid_covers(lung_labels, spacing)
+    return Regions(labels, dict(LOBE_NAMES), "lobes", f"model:{model.name}", confidence), warnings
 
 
-def _check_grid_covers(lung_labels: np.ndarray, spacing: Sequence[float], centre: np.ndarray) -> None:
+def _check_grid_covers(lung_labels: np.ndarray, spacing: Sequence[float]) -> None:
     """The lungs must fit in the lobe grid (320 x 280 x 400 mm); larger extents are not lungs."""
     box = _bbox(lung_labels > 0)
     extent = np.array([(b.stop - b.start) * s for b, s in zip(box, spacing)])
-    limit = np.array(GRID_SHAPE) * 5.0
+    limit = np.array(GRID_SHAPE) * GRID_MM
     if np.any(extent > limit):
         raise InputError(
             f"the lung mask spans {extent.round(0).tolist()} mm (z, y, x), more than the lobe model's "
@@ -294,7 +281,7 @@ AFFINE_TOLERANCE_MM = 0.5
 
 def external_lobes(
     path: str | Path, lung_labels: np.ndarray, affine: np.ndarray, *, convention: str = "auto",
-) -> LobeResult:
+) -> RegionsResult:
     """Lobes from a label map made elsewhere, checked against the scan's geometry and lungs.
 
     Parameters
@@ -315,9 +302,10 @@ def external_lobes(
 
     Returns
     -------
-    LobeResult
+    regions, warnings
         Lung voxels the map leaves unlabelled take the nearest lobe of the same lung; map
         voxels outside the lungs are dropped (with a warning when more than 5 % of the lung).
+        Confidence is not estimated for a given map (empty).
 
     Raises
     ------
@@ -385,7 +373,7 @@ def _side_mismatch(mapped: np.ndarray, lung_labels: np.ndarray) -> str | None:
     return None
 
 
-def _complete_external(mapped: np.ndarray, lung_labels: np.ndarray, convention: str, path: Path) -> LobeResult:
+def _complete_external(mapped: np.ndarray, lung_labels: np.ndarray, convention: str, path: Path) -> RegionsResult:
     """Restrict an accepted map to the lungs and give unlabelled lung voxels the nearest lobe of their lung."""
     from scipy import ndimage
 
@@ -413,12 +401,11 @@ def _complete_external(mapped: np.ndarray, lung_labels: np.ndarray, convention: 
     if filled / max(int(np.count_nonzero(lung_labels)), 1) > 0.02:
         warnings.append(f"the lobe map left {100 * filled / np.count_nonzero(lung_labels):.0f} % of the lungs "
                         "unlabelled; those voxels took the nearest lobe")
-    return LobeResult(labels, dict(LOBE_NAMES), "lobes", f"external:{convention}:{path.name}",
-                      {n: 1.0 for n in LOBE_NAMES.values()}, tuple(warnings))
+    return Regions(labels, dict(LOBE_NAMES), "lobes", f"external:{convention}:{path.name}"), tuple(warnings)
 
 
 # ----------------------------------------------------------------------------- zones
-def lung_zones(lung_labels: np.ndarray) -> LobeResult:
+def lung_zones(lung_labels: np.ndarray) -> Regions:
     """Upper, middle and lower thirds of each lung by volume along z (cranio-caudal).
 
     Each lung is cut by axial planes at a third and two thirds of its volume counted from the
@@ -438,5 +425,4 @@ def lung_zones(lung_labels: np.ndarray) -> LobeResult:
         rank = np.arange(n)
         zone = np.minimum(rank * 3 // n, 2).astype(np.uint8) + first
         labels[lung.shape[0] - 1 - zz, yy, xx] = zone
-    return LobeResult(labels, dict(ZONE_NAMES), "zones", "zones:volume_thirds",
-                      {n: 1.0 for n in ZONE_NAMES.values()})
+    return Regions(labels, dict(ZONE_NAMES), "zones", "zones:volume_thirds")

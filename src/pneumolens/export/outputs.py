@@ -31,7 +31,11 @@ def write_outputs(analysis: Analysis, out_dir: str | Path, *, overwrite: bool = 
         affine = analysis.scan.affine
         write_mask_nifti(analysis.lungs.labels, affine, tmp / OUTPUT_FILES["lungs_mask"])
         write_mask_nifti(analysis.lesions.labels, affine, tmp / OUTPUT_FILES["lesions_mask"])
-        data = analysis_to_dict(analysis, outputs=OUTPUT_FILES)
+        files = dict(OUTPUT_FILES)
+        if analysis.regions is not None:  # lobes.nii.gz (1 RUL .. 5 LLL) or zones.nii.gz
+            files[f"{analysis.regions.kind}_mask"] = f"{analysis.regions.kind}.nii.gz"
+            write_mask_nifti(analysis.regions.labels, affine, tmp / files[f"{analysis.regions.kind}_mask"])
+        data = analysis_to_dict(analysis, outputs=files)
         write_json(data, tmp / OUTPUT_FILES["analysis"])
         write_report(analysis, data, tmp / OUTPUT_FILES["report"])
     return data
