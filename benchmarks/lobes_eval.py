@@ -26,7 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumolens.anatomy.lobes import LOBE_MODEL, LOBE_NAMES, predict_lobes, read_label_map
+from pneumolens.anatomy.lobes import (
+    LOBE_MODEL,
+    LOBE_NAMES,
+    predict_lobes,
+    read_label_map,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from pneumolens.scores import lss_lobe_score, opacity_percentages, pan_lobe_score, region_slice_counts
+from pneumolens.scores import (
+    lss_lobe_score,
+    opacity_percentages,
+    pan_lobe_score,
+    region_slice_counts,
+)
 
 
 @pytest.mark.parametrize(

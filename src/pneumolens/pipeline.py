@@ -128,8 +128,10 @@ def divide_lungs(scan: CTScan, lungs: LungMasks, config: Config) -> tuple[Region
         return regions, list(warnings)
     if not (lungs.right.any() and lungs.left.any()):
         return lung_zones(lungs.labels), [
-            "only one lung was found, so lobes could not be placed; the lungs were divided into zones "
-            "(thirds by volume) instead and the CT severity score (0-25) is not given"
+            (
+                "only one lung was found, so lobes could not be placed; the lungs were divided into zones "
+                "(thirds by volume) instead and the CT severity score (0-25) is not given"
+            )
         ]
     regions, warnings = predict_lobes(lungs.labels, scan.spacing, threads=config.threads)
     return regions, list(warnings)

@@ -7,8 +7,9 @@ grid in which every lung voxel belongs to exactly one region and nothing outside
   the right and left lung masks, resampled to a 5 mm grid, to the five lobes. It was trained on
   250 real lobe label maps (TotalSegmentator data set, Wasserthal et al., Radiol Artif Intell
   2023, doi 10.1148/ryai.230024) with the lungs taken as the union of the lobes, so it learns how
-  lobes divide lungs of many shapes (a learned statistical shape prior; compare atlas methods,
-  van Rikxoort et al., Med Phys 2010, doi 10.1118/1.3465574). It does not look at the image:
+  lobes divide lungs of many shapes (a learned statistical shape prior; compare van Rikxoort et al.,
+  "Automatic segmentation of pulmonary lobes robust against incomplete fissures", IEEE TMI
+  29(6), 2010, doi 10.1109/TMI.2010.2044799, who fall back on lung shape where fissures are not seen). It does not look at the image:
   fissures are not detected, so the boundaries are the population's most likely ones for this
   lung shape. Per-lobe confidence = the model's mean probability of the assigned lobe over the
   lobe's voxels (an estimate of the share of its voxels that are right; checked on held-out maps
@@ -202,21 +203,20 @@ def predict_lobes(
         for name, value in confidence.items()
         if not value >= low_confidence
     )
-    _check_grid_covers(lung_labels, spacing)
+    warnings = warnings + _grid_warnings(lung_labels, spacing)
     return Regions(labels, dict(LOBE_NAMES), "lobes", f"model:{model.name}", confidence), warnings
 
 
-def _check_grid_covers(lung_labels: np.ndarray, spacing: Sequence[float]) -> None:
-    """The lungs must fit in the lobe grid (320 x 280 x 400 mm); larger extents are not lungs."""
+def _grid_warnings(lung_labels: np.ndarray, spacing: Sequence[float]) -> tuple[str, ...]:
+    """A warning when the lungs reach beyond the lobe grid (320 x 280 x 400 mm): the part outside
+    is labelled from the grid's edge."""
     box = _bbox(lung_labels > 0)
     extent = np.array([(b.stop - b.start) * s for b, s in zip(box, spacing)])
     limit = np.array(GRID_SHAPE) * GRID_MM
     if np.any(extent > limit):
-        raise InputError(
-            f"the lung mask spans {extent.round(0).tolist()} mm (z, y, x), more than the lobe model's "
-            f"{limit.tolist()} mm grid",
-            todo="check the lung mask, or use --regions zones",
-        )
+        return (f"the lungs span {extent.round(0).tolist()} mm (z, y, x), beyond the lobe model's "
+                f"{limit.tolist()} mm field; lobes near the lungs' edges there are less reliable",)
+    return ()
 
 
 # ----------------------------------------------------------------------------- label maps on disk
@@ -232,7 +232,11 @@ def read_label_map(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """
     import SimpleITK as sitk
 
-    from pneumolens.io.orientation import affine_from_axes, canonical_reorientation, reoriented_affine
+    from pneumolens.io.orientation import (
+        affine_from_axes,
+        canonical_reorientation,
+        reoriented_affine,
+    )
 
     path = Path(path)
     if not path.is_file():

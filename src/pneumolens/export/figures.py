@@ -97,7 +97,7 @@ def render_profile(z_mm: np.ndarray, lung_ml: np.ndarray, lesion_ml: np.ndarray)
 
 
 #: Region colours (RGB) for lobe/zone pictures: muted hues, distinct from the lesion colours.
-REGION_COLOURS = ("#4e79a7", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f")
+REGION_COLOURS = ("#4e79a7", "#59a14f", "#b07aa1", "#76b7b2", "#5f4bb6", "#9d9d9d")
 
 
 def render_regions_view(
@@ -113,8 +113,9 @@ def render_regions_view(
     """PNG of one 2D HU image with the regions (lobes or zones) tinted and outlined, lesions on top.
 
     Regions: a light fill and a boundary line per region (colours :data:`REGION_COLOURS` in
-    label order, legend below). Lesions: ground-glass amber, consolidation red, as in
-    :func:`render_view`, drawn over the regions so that the lobe holding a lesion can be read.
+    label order, none of them amber or red; legend below). Lesions: ground-glass amber,
+    consolidation red, as in :func:`render_view`, outlined in white, drawn over the regions so
+    that the lobe holding a lesion can be read.
     """
     import matplotlib
 
@@ -138,6 +139,8 @@ def render_regions_view(
         if mask.any():
             ax.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=0.9)
     ax.imshow(_overlay(lesions), aspect=pixel_aspect, interpolation="nearest")
+    if lesions.any():
+        ax.contour((lesions > 0).astype(float), levels=[0.5], colors=["white"], linewidths=0.5)
     ax.set_title(title, color="white", fontsize=9)
     ax.text(0.01, 0.5, "R", color="white", transform=ax.transAxes, fontsize=8, va="center")
     ax.text(0.97, 0.5, "L", color="white", transform=ax.transAxes, fontsize=8, va="center")

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pneumolens.export.figures import key_slice_indices, render_profile, render_regions_view, render_view
+from pneumolens.export.figures import (
+    key_slice_indices,
+    render_profile,
+    render_regions_view,
+    render_view,
+)
 from pneumolens.findings import HU_BANDS
 
 if TYPE_CHECKING:
@@ -53,8 +58,8 @@ def key_images(analysis: Analysis) -> list[dict[str, str]]:
 def region_images(analysis: Analysis) -> list[dict[str, bytes | str]]:
     """Coronal and axial views with the lobes (or zones) tinted and the lesions over them.
 
-    The axial slice is the one with the most lesion (the middle of the lungs if none); the
-    coronal plane is the one with the most lesion, else the lungs' largest.
+    The coronal plane passes through the lungs' centre of mass (front to back), where all five
+    lobes show; the axial slice is the one with the most lesion (the middle of the lungs if none).
     """
     regions = analysis.regions
     if regions is None:
@@ -65,8 +70,8 @@ def region_images(analysis: Analysis) -> list[dict[str, bytes | str]]:
     lesion_by_z = (labels > 0).sum(axis=(1, 2))
     lung_z = np.flatnonzero(lungs.any(axis=(1, 2)))
     k = int(np.argmax(lesion_by_z)) if lesion_by_z.any() else int(lung_z[len(lung_z) // 2]) if lung_z.size else 0
-    lesion_by_y = (labels > 0).sum(axis=(0, 2))
-    j = int(np.argmax(lesion_by_y)) if lesion_by_y.any() else int(np.argmax(lungs.sum(axis=(0, 2))))
+    lung_by_y = lungs.sum(axis=(0, 2))
+    j = round(float((lung_by_y * np.arange(lung_by_y.size)).sum() / max(lung_by_y.sum(), 1)))
     return [
         {"png": render_regions_view(volume[:, j, :], regions.labels[:, j, :], labels[:, j, :], regions.names,
                                     pixel_aspect=sz / sx, title=f"coronal: {kind} and lesions", flip_vertical=True),

@@ -179,6 +179,7 @@ def train(args: argparse.Namespace) -> None:
     step, best = 0, -1.0
     log = (out / "train_log.jsonl").open("a")
     start = time.time()
+    cpu_start = time.process_time()  # CPU seconds of this (one-thread) process: the budget
     ckpt = out / "last.pt"
     if args.resume and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -187,14 +188,21 @@ def train(args: argparse.Namespace) -> None:
         step, best = state["step"], state["best"]
         rng = state["rng"]
         start -= state["elapsed"]
+        cpu_start -= state.get("cpu_s", state["elapsed"])
     total_steps = args.steps
-    while step < total_steps and time.time() - start < args.budget_s:
+    deadline = args.deadline_epoch or float("inf")
+
+    def used() -> float:
+        return max((time.process_time() - cpu_start) / args.budget_s,
+                   (time.time() - start) / max(deadline - start, 1.0))
+
+    while step < total_steps and used() < 1.0:
         model.train()
         batch = [make_sample(*maps[c], rng) for c in rng.choice(split["train"], args.batch)]
         x = torch.from_numpy(np.stack([b[0] for b in batch]))
         y = torch.from_numpy(np.stack([b[1] for b in batch]))
-        # Cosine decay over whichever runs out first: the steps or the time budget.
-        progress = max(step / total_steps, (time.time() - start) / args.budget_s)
+        # Cosine decay over whichever runs out first: the steps, the CPU budget or the wall-clock deadline.
+        progress = max(step / total_steps, used())
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -211,6 +219,7 @@ def train(args: argparse.Namespace) -> None:
                 ])
             mean = np.nanmean(dices, 0)
             rec = {"step": step, "loss": float(loss.detach()), "lr": lr, "elapsed_s": round(time.time() - start, 1),
+                   "cpu_s": round(time.process_time() - cpu_start, 1),
                    "val_grid_dice": [round(float(d), 4) for d in mean], "val_mean": round(float(mean.mean()), 4)}
             log.write(json.dumps(rec) + "\n")
             log.flush()
@@ -219,7 +228,8 @@ def train(args: argparse.Namespace) -> None:
                 best = float(mean.mean())
                 torch.save({"model": model.state_dict(), "step": step, "val": rec}, out / "best.pt")
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best, "rng": rng,
-                        "elapsed": time.time() - start}, ckpt)
+                        "elapsed": time.time() - start,
+                        "cpu_s": time.process_time() - cpu_start}, ckpt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="../shared/data/lobe_label_maps")
     p.add_argument("--out", default="/work/runs/lobes")
     p.add_argument("--steps", type=int, default=2800)
-    p.add_argument("--budget-s", type=float, default=3300.0)
+    p.add_argument("--budget-s", type=float, default=3300.0, help="CPU seconds of training (one thread)")
+    p.add_argument("--deadline-epoch", type=float, default=None, help="stop by this wall-clock time (Unix s)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--eval-every", type=int, default=100)
