@@ -161,12 +161,36 @@ def volumes(weights: str) -> dict:
     return out
 
 
-def p002(weights: str, min_ml: float) -> dict:
+def draw_figure(analysis, regions, path: Path) -> None:
+    """The report's two lobe pictures (coronal through the lungs' centre, axial with most lesion), side by side."""
+    import dataclasses
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from pneumolens.export.report import region_images
+
+    pngs = region_images(dataclasses.replace(analysis, regions=regions))
+    fig, axes = plt.subplots(1, len(pngs), figsize=(5 * len(pngs), 5))
+    for ax, item in zip(axes, pngs):
+        ax.imshow(plt.imread(io.BytesIO(item["png"])))
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, facecolor="black")
+    plt.close(fig)
+
+
+def p002(weights: str, min_ml: float, figure: Path | None = None) -> dict:
     from pneumolens.pipeline import analyze_path
     from pneumolens.scores import region_slice_counts
 
     analysis = analyze_path(REPO / "examples" / "covid_ct_md_P002" / "dicom")
     res, _ = predict_lobes(analysis.lungs.labels, analysis.scan.spacing, weights=weights)
+    if figure is not None:
+        draw_figure(analysis, res, figure)
     counts = region_slice_counts(res.labels, analysis.lesions.labels, LOBE_NAMES)
     files = analysis.scan.info.source_files
     with (DATA / "covid_ct_md_P002" / "labels.csv").open() as f:
@@ -191,6 +215,7 @@ def main() -> None:
     p.add_argument("--parts", default="heldout,slab,volumes,p002")
     p.add_argument("--min-ml", type=float, default=0.05)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results_lobes.json")
+    p.add_argument("--figure", type=Path, default=None, help="P002 lobe picture (PNG) to write")
     args = p.parse_args()
     parts = args.parts.split(",")
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -210,7 +235,7 @@ def main() -> None:
         result["real_volumes"] = volumes(args.weights)
         print(json.dumps(result["real_volumes"], indent=1))
     if "p002" in parts:
-        result["p002"] = p002(args.weights, args.min_ml)
+        result["p002"] = p002(args.weights, args.min_ml, args.figure)
         print(json.dumps(result["p002"], indent=1))
     args.out.write_text(json.dumps(result, indent=1, default=float) + "\n")
 

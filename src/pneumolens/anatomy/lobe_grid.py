@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from pneumolens.anatomy._grid import block_mean, reduction_factors
+from pneumolens.grid import block_mean, reduction_factors
 
 #: Network grid ``(z, y, x)`` in voxels; each axis divisible by 8 (three poolings).
 GRID_SHAPE: tuple[int, int, int] = (64, 56, 80)

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from pneumolens.analysis import LOBE_NAMES, Regions
-from pneumolens.anatomy._grid import block_expand, reduction_factors
 from pneumolens.anatomy.lobe_grid import GRID_MM, GRID_SHAPE, grid_index_of, lung_input
 from pneumolens.errors import InputError
+from pneumolens.grid import block_expand, reduction_factors
 from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG
 
 LOBE_MODEL = "lobes_unet3d"
@@ -214,8 +214,9 @@ def _grid_warnings(lung_labels: np.ndarray, spacing: Sequence[float]) -> tuple[s
     extent = np.array([(b.stop - b.start) * s for b, s in zip(box, spacing)])
     limit = np.array(GRID_SHAPE) * GRID_MM
     if np.any(extent > limit):
-        return (f"the lungs span {extent.round(0).tolist()} mm (z, y, x), beyond the lobe model's "
-                f"{limit.tolist()} mm field; lobes near the lungs' edges there are less reliable",)
+        message = (f"the lungs span {extent.round(0).tolist()} mm (z, y, x), beyond the lobe model's "
+                   f"{limit.tolist()} mm field; lobes near the lungs' edges there are less reliable")
+        return (message,)
     return ()
 
 
