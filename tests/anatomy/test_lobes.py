@@ -191,3 +191,13 @@ def test_model_on_held_out_real_lobe_maps(shared_data):
             a, b = result.labels == lab, truth == lab
             dices.append(2 * (a & b).sum() / (a.sum() + b.sum()))
         assert np.mean(dices) > 0.8, (case, dices)
+
+
+def test_lobe_and_lesion_weights_are_not_interchangeable():
+    from pneumolens import models
+    from pneumolens.errors import ModelError
+
+    with pytest.raises(ModelError, match="kind"):
+        models.load("lobes_unet3d")  # fed as CT slices
+    with pytest.raises(ModelError, match="kind"):
+        models.load(models.LESION_MODEL, kind="lung_mask_grid")

@@ -31,7 +31,7 @@ import numpy as np
 
 from pneumolens.analysis import LOBE_NAMES, Regions
 from pneumolens.anatomy.lobe_grid import GRID_MM, GRID_SHAPE, grid_index_of, lung_input
-from pneumolens.errors import InputError
+from pneumolens.errors import InputError, ModelError
 from pneumolens.grid import block_expand, reduction_factors
 from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG
 
@@ -194,7 +194,13 @@ def predict_lobes(
             f"the {missing} lung is missing from the lung mask, so lobes cannot be placed",
             todo="use --regions zones, or give a lobe map made elsewhere with --lobes FILE",
         )
-    model = models.load(weights, threads=threads)
+    model = models.load(weights, threads=threads, kind="lung_mask_grid")
+    spec = model.meta["input"]
+    if tuple(spec.get("size", ())) != GRID_SHAPE or float(spec.get("grid_mm", 0.0)) != GRID_MM:
+        raise ModelError(
+            f"lobe model {model.path} expects a grid of {spec.get('size')} voxels of {spec.get('grid_mm')} mm; "
+            f"this pneumolens makes {list(GRID_SHAPE)} of {GRID_MM} mm. Re-export the model for this version."
+        )
     prob, centre = lobe_probabilities(right, left, spacing, model)
     labels, confidence = labels_from_probabilities(prob, centre, lung_labels, spacing)
     warnings = tuple(

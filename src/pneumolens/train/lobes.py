@@ -302,7 +302,7 @@ def export(checkpoint: Path, onnx_path: Path, *, data_summary: dict, version: st
         "architecture": {"type": "monai.networks.nets.UNet", "spatial_dims": 3, "channels": [16, 32, 64, 128],
                          "strides": [2, 2, 2], "num_res_units": 1,
                          "parameters": int(sum(p.numel() for p in model.parameters()))},
-        "input": {"name": "lungs", "size": list(GRID_SHAPE), "channels": 2, "grid_mm": GRID_MM,
+        "input": {"kind": "lung_mask_grid", "name": "lungs", "size": list(GRID_SHAPE), "channels": 2, "grid_mm": GRID_MM,
                   "normalisation": f"right and left lung masks block-averaged to ~{PRE_MM[0]} mm, then trilinear "
                   f"occupancy fractions on a {GRID_SHAPE} grid of {GRID_MM} mm centred on the lungs' bounding box "
                   "(pneumolens.anatomy.lobe_grid.lung_input)"},
