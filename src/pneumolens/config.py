@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +39,11 @@ class Config:
     lobes_convention
         Label values of ``lobes_file``: ``"auto"``, ``"pneumolens"``, ``"lungmask"``,
         ``"totalsegmentator"`` or ``"totalsegmentator_v1"`` (:data:`pneumolens.anatomy.lobes.CONVENTIONS`).
+    classifier
+        Optional cohort classifier file (``pneumolens train classifier``; ``--classifier``).
+    triage
+        Triage threshold overrides ``{name: value}`` (:class:`pneumolens.assessment.TriageThresholds`;
+        ``--triage``); empty: the documented defaults.
     """
 
     method: Method = DEFAULT_METHOD
@@ -47,6 +52,8 @@ class Config:
     regions: RegionChoice = "lobes"
     lobes_file: Path | None = None
     lobes_convention: str = "auto"
+    classifier: Path | None = None
+    triage: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

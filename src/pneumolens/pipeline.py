@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from typing import Any
 
 from pneumolens import quality
@@ -25,7 +26,7 @@ from pneumolens.scores import compute_scores
 logger = logging.getLogger(__name__)
 
 #: Stages in order, as reported to a progress callback and in ``timings_s``.
-STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "regions", "findings")
+STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "regions", "findings", "assessment")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
@@ -68,6 +69,8 @@ def analyze(
        ``config.lobes_file`` map), zones or none, as ``config.regions`` asks (:func:`divide_lungs`);
     6. ``findings``: :func:`pneumolens.findings.quantify` per lung and region, and the scores
        (:func:`pneumolens.scores.compute_scores`: CT severity 0-25, PO/PHO).
+    7. ``assessment``: :func:`pneumolens.assessment.assess_scan` (features, category,
+       probabilities, triage) into ``Analysis.assessment``.
 
     Parameters
     ----------
@@ -124,7 +127,7 @@ def analyze(
             regions=regions,
         )
         scores = compute_scores(scan.volume, final.labels, lesions.labels, regions)
-    return Analysis(
+    analysis = Analysis(
         scan=scan,
         config=config,
         lungs=final,
@@ -136,6 +139,20 @@ def analyze(
         regions=regions,
         scores=scores,
     )
+    with timer.stage("assessment"):
+        from pneumolens.assessment import TriageThresholds, assess_scan
+
+        assessment = assess_scan(
+            scan.volume,
+            scan.spacing,
+            final,
+            lesions,
+            lung_additions=None if final is found else final.union & ~found.union,
+            regions=analysis.regions,
+            thresholds=TriageThresholds.from_mapping(config.triage),
+            classifier=config.classifier,
+        )
+    return replace(analysis, assessment=assessment)
 
 
 def divide_lungs(scan: CTScan, lungs: LungMasks, config: Config) -> tuple[Regions | None, list[str]]:
