@@ -195,7 +195,7 @@ def prepare_slice(image01: np.ndarray, box: Box, size: int, *, clip_limit: float
 #: Keys of a sidecar's ``input`` this version understands; any other key is refused, since it
 #: would describe a normalisation that would not be applied.
 SIDECAR_INPUT_KEYS = frozenset(
-    {"name", "size", "channels", "hu_window", "clahe_clip_limit", "box_margin", "normalisation"}
+    {"name", "kind", "size", "channels", "hu_window", "clahe_clip_limit", "box_margin", "normalisation"}
 )
 
 
