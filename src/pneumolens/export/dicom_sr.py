@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 from pneumolens.export.dicom_common import (
     MANUFACTURER,
-    drop_source_equipment,
     SERIES_NUMBERS,
+    drop_source_equipment,
     lenient,
     new_uid,
     prepared_source_datasets,
