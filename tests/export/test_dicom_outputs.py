@@ -146,6 +146,14 @@ def test_sr_numbers_equal_analysis_json(written):
         keys = [s.key for s in specs]
         if region["name"] in keys:  # the group references the region's own segment
             assert group["segment"] == keys.index(region["name"]) + 1
+    assessment = data.get("assessment")
+    if assessment is not None:  # the pipeline's assessment: numbers and texts
+        group = groups["assessment"]
+        if assessment["p_pneumonia"] is not None:
+            assert group["numbers"]["ASSESSPPNEUMONIA"] == pytest.approx(assessment["p_pneumonia"], rel=1e-9)
+        meanings = {meaning for _, meaning in group["codes"]}
+        assert {assessment["category"], assessment["priority"]} <= meanings
+        assert {r[:64] for r in assessment["reasons"]} <= meanings
     sr = hd.sr.srread(out / "dicom" / "sr.dcm")
     seg = pydicom.dcmread(out / "dicom" / "seg.dcm", stop_before_pixels=True)
     evidence = {i.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence[0]
