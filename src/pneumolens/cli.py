@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "pneumolens.validate.cli",
     "pneumolens.train.cli",
     "pneumolens.lesions.cli",
+    "pneumolens.service.cli",
 )
 
 EXIT_INPUT_ERROR = 2
