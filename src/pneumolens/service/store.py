@@ -219,6 +219,7 @@ class Store:
                 db.execute("UPDATE series SET last_received = ?, status = ? WHERE id = ?", (now, status, series_id))
             if skip_reason:
                 db.execute("UPDATE series SET n_images = n_images + 1 WHERE id = ?", (series_id,))
+                self._queue_if_complete(db, study_id, now)  # a study of skipped series only: skipped
                 return True
             added = db.execute(
                 "INSERT OR IGNORE INTO instances(sop_uid, series_id, path, received) VALUES (?, ?, ?, ?)",
