@@ -154,7 +154,7 @@ def start_server(config: Path) -> Server:
     log = config.parent / f"serve-{time.time_ns()}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pneumolens.cli import main; sys.exit(main())",
+        [sys.executable, "-m", "pneumolens",
          "-v", "serve", "--config", str(config)],
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=config.parent)
     server = Server(f"http://127.0.0.1:{settings['port']}", settings["dicom"]["port"], config, process, log)
