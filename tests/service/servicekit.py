@@ -56,10 +56,10 @@ class Orthanc:
 
 def start_orthanc(folder: Path, *, stable_age: int = 1) -> Orthanc:
     http_port, dicom_port = free_port(), free_port()
-    log = open(folder / "orthanc.log", "wb")
-    process = subprocess.Popen([str(REPO / "scripts" / "orthanc.sh"), str(folder), "--http-port", str(http_port),
-                                "--dicom-port", str(dicom_port), "--stable-age", str(stable_age)],
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(folder / "orthanc.log", "wb") as log:
+        process = subprocess.Popen([str(REPO / "scripts" / "orthanc.sh"), str(folder), "--http-port", str(http_port),
+                                    "--dicom-port", str(dicom_port), "--stable-age", str(stable_age)],
+                                   stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{http_port}"
     try:
         wait_until(lambda: httpx.get(url + "/system").status_code == 200, timeout=60, what="Orthanc")
@@ -116,9 +116,11 @@ class Server:
 
 def write_config(folder: Path, *, orthanc: Orthanc | None = None, port: int | None = None,
                  dicom_port: int | None = None, extra: str = "", dicom_extra: str = "",
-                 analysis_extra: str = "", orthanc_extra: str = "", alerts_extra: str = "") -> Path:
+                 analysis_extra: str = "", orthanc_extra: str = "", alerts_extra: str = "", workers: int = 1) -> Path:
     port = port or free_port()
     dicom_port = dicom_port or free_port()
+    if "quiet_s" not in dicom_extra:
+        dicom_extra += "\nquiet_s = 1.0"
     text = f"""
 data_dir = "data"
 port = {port}
@@ -128,12 +130,11 @@ token = "{TOKEN}"
 [dicom]
 port = {dicom_port}
 ae_title = "PNEUMOLENS"
-quiet_s = 1.0
 {dicom_extra}
 
 [analysis]
 method = "density"
-workers = 1
+workers = {workers}
 {analysis_extra}
 
 [alerts]
@@ -153,10 +154,10 @@ def start_server(config: Path) -> Server:
     settings = tomllib.loads(config.read_text())
     log = config.parent / f"serve-{time.time_ns()}.log"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pneumolens",
-         "-v", "serve", "--config", str(config)],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=config.parent)
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "pneumolens", "-v", "serve", "--config", str(config)],
+                                   stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                   cwd=config.parent)
     server = Server(f"http://127.0.0.1:{settings['port']}", settings["dicom"]["port"], config, process, log)
 
     def ready() -> bool:
@@ -196,21 +197,33 @@ def storescu(folder: Path, port: int, *, calling: str = "MODALITY", called: str 
     ``TCP_NODELAY=1``: Debian's dcmtk leaves Nagle's algorithm on by default, which costs ~40 ms
     (a delayed ACK) per image; modalities send without it.
     """
-    subprocess.run(["storescu", "-aet", calling, "-aec", called, "+sd", "+r", "127.0.0.1", str(port), str(folder)],
-                   check=True, capture_output=True, env={**os.environ, "TCP_NODELAY": "1"}, timeout=600)
+    process = storescu_start(folder, port, calling=calling, called=called)
+    _, err = process.communicate(timeout=600)
+    if process.returncode != 0:
+        raise ConnectionRefusedError(f"storescu failed ({process.returncode}): {err.decode()[-500:]}")
+
+
+def storescu_start(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PNEUMOLENS"):
+    """Start storescu on ``folder`` (see :func:`storescu`); returns the process."""
+    return subprocess.Popen(["storescu", "-aet", calling, "-aec", called, "+sd", "+r", "127.0.0.1", str(port),
+                             str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TCP_NODELAY": "1"})
 
 
 def events(server: Server, *, after: int = 0, timeout: float = 300) -> Iterator[tuple[str, dict]]:
-    """Yield ``(type, data)`` from the server's event stream, from event ``after`` on."""
+    """Yield ``(type, data)`` from the server's event stream after event ``after``
+    (``data["event_id"]``: the event's number)."""
     with httpx.stream("GET", f"{server.url}/api/events", params={"after": after}, headers=server.headers,
                       timeout=httpx.Timeout(timeout, connect=10)) as response:
         response.raise_for_status()
-        kind = None
+        kind, event_id = None, None
         for line in response.iter_lines():
-            if line.startswith("event: "):
+            if line.startswith("id: "):
+                event_id = int(line[4:])
+            elif line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: ") and kind:
-                yield kind, json.loads(line[6:])
+                yield kind, {**json.loads(line[6:]), "event_id": event_id}
                 kind = None
 
 

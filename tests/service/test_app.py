@@ -6,11 +6,11 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from servicekit import TOKEN
 
 from pneumolens.service.app import create_app
 from pneumolens.service.config import ServiceConfig
 from pneumolens.service.store import PRIORITY_ALERT, Store
-from servicekit import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

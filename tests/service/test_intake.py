@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from conftest import require_executable
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-from pneumolens.service.intake import STATUS_CANNOT_UNDERSTAND, STATUS_SUCCESS, StorageSCP, skip_reason
-from pneumolens.service.store import Store
-from conftest import require_executable
 from servicekit import free_port, send_files, storescu
+
+from pneumolens.service.intake import (
+    STATUS_CANNOT_UNDERSTAND,
+    STATUS_SUCCESS,
+    StorageSCP,
+    skip_reason,
+)
+from pneumolens.service.store import Store
 
 
 @pytest.mark.parametrize(("modality", "body_part", "reason"), [

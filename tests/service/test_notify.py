@@ -16,7 +16,7 @@ from pneumolens.service.store import PRIORITY_ALERT, Store
 class _Endpoint(BaseHTTPRequestHandler):
     """Answers 503 to the first ``fail`` requests, then 204; records every body."""
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         server = self.server
         with server.lock:

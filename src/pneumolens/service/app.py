@@ -20,8 +20,15 @@ from urllib.parse import parse_qs
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.background import BackgroundTask
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from pneumolens.service.config import ServiceConfig
 from pneumolens.service.store import Store

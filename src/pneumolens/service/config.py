@@ -7,10 +7,11 @@ Every option has a default suited to one workstation next to a PACS: everything 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from pneumolens.errors import InputError
 

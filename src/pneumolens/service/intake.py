@@ -145,7 +145,7 @@ class StorageSCP:
         ae.require_called_aet = True
         if self.allowed_ae_titles:
             ae.require_calling_aet = list(self.allowed_ae_titles)
-        ae.maximum_associations = 16
+        ae.maximum_associations = 32  # more callers wait for a free slot
         handlers = [(evt.EVT_CONN_OPEN, _no_delay), (evt.EVT_C_STORE, self._on_store), (evt.EVT_RELEASED, self._on_release),
                     (evt.EVT_ABORTED, self._on_release), (evt.EVT_REJECTED, self._on_rejected)]
         self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)

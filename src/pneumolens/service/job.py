@@ -1,9 +1,11 @@
-"""One analysis, run by a worker in its own process: ``python -m pneumolens.service.job SPEC``.
+"""Analyses, run by a worker in its own child process: ``python -m pneumolens.service.job``.
 
-The worker runs each analysis in a child process so that a crash, a memory blow-up or a kill
-of the analysis cannot take the service down, and a stuck analysis can be stopped. The child
+Each worker keeps one child process so that a crash, a memory blow-up or a kill of an analysis
+cannot take the service down, and a stuck analysis can be stopped; the child is started once
+(imports paid once, not per study) and reads one job spec path per line on stdin. For each it
 reads the job's image list, runs :func:`pneumolens.pipeline.analyze_path` (the one analysis
-path), writes the outputs atomically into the job's folder and writes ``status.json`` last:
+path), writes the outputs atomically into the job's folder, writes ``status.json`` last, and
+answers ``done`` on stdout:
 
 ``{"ok": true}``, or ``{"ok": false, "input_error": true, "error": "..."}`` for input that cannot
 be analysed (skipped, not retried). Any other exit (a crash, a kill) is retried by the worker.
@@ -53,14 +55,29 @@ def write_results(analysis, out: Path, *, dicom: bool) -> None:
     (out / KEY_IMAGE).write_bytes(png)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec_path = Path(argv[0])
+def handle(spec_path: Path) -> None:
+    """Run the job of ``spec_path`` and write its ``status.json`` beside it (atomically)."""
     spec = json.loads(spec_path.read_text())
     status = run(spec)
     tmp = spec_path.with_name(STATUS + ".tmp")
     tmp.write_text(json.dumps(status))
     tmp.replace(spec_path.with_name(STATUS))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """With a spec path: run that job. Without: serve job spec paths read from stdin."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        handle(Path(argv[0]))
+        return 0
+    import pneumolens.export.outputs
+    import pneumolens.pipeline  # noqa: F401 - pay the imports before the first job
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip():
+            handle(Path(line.strip()))
+            print("done", flush=True)
     return 0
 
 

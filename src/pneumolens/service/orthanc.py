@@ -126,7 +126,7 @@ class OrthancLink:
                     pass
             except OrthancError as exc:
                 logger.warning("Orthanc link: %s; retrying in %.0f s", exc, self.poll_s)
-            except Exception:  # noqa: BLE001 - the link must outlive one bad study; logged with traceback
+            except Exception:
                 logger.exception("Orthanc link: unexpected error; retrying")
             self._stop.wait(self.poll_s)
 

@@ -48,7 +48,7 @@ class Service:
         while not self._stop.wait(interval):
             try:
                 self.store.complete_series(quiet_s=self.config.dicom.quiet_s)
-            except Exception:  # noqa: BLE001 - keep watching; logged with its traceback
+            except Exception:
                 logger.exception("series completion check failed")
 
     def start(self) -> None:

@@ -391,10 +391,10 @@ class Store:
                        ("superseded" if newer else "done", time.time(), job.id))
             if newer:
                 return False
-            self._set_study(db, job.study_id, "done", priority=priority, alert=alert, summary=summary)
-            if alert:
+            if alert:  # before 'done', so a reader stopping at 'done' has seen the alert
                 event_id = self._emit(db, "alert", job.study_id, {"id": job.study_id, "job": job.id, **summary})
                 db.execute("INSERT INTO deliveries(event_id, next_try) VALUES (?, ?)", (event_id, time.time()))
+            self._set_study(db, job.study_id, "done", priority=priority, alert=alert, summary=summary)
         self._notify()
         return True
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from pneumolens.service.config import ServiceConfig
@@ -36,14 +38,14 @@ class WorkerPool:
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._children: dict[int, subprocess.Popen] = {}
+        self._children: dict[str, subprocess.Popen] = {}
         self._store_lock = threading.Lock()
         store.add_listener(self.wake)
 
     def start(self) -> None:
         for job in self.store.jobs_to_store():
             self._store_results(job)
-        for i in range(self.config.workers):
+        for i in range(self.config.workers):  # each with its analysis process, started now (warm)
             thread = threading.Thread(target=self._run, name=f"worker-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -54,6 +56,7 @@ class WorkerPool:
         self.wake()
         for child in list(self._children.values()):
             child.terminate()
+            child.wait(timeout=10)
         for thread in self._threads:
             thread.join(timeout=30)
 
@@ -61,11 +64,9 @@ class WorkerPool:
         with self._wake:
             self._wake.notify_all()
 
-    def child_pids(self) -> list[int]:
-        """Process ids of the running analyses (for operations and tests)."""
-        return [c.pid for c in self._children.values()]
 
     def _run(self) -> None:
+        self._child()
         idle = 0
         while not self._stop.is_set():
             job = self.store.claim_job(max_attempts=self.config.analysis.max_attempts)
@@ -82,7 +83,7 @@ class WorkerPool:
                 continue
             try:
                 self._process(job)
-            except Exception as exc:  # noqa: BLE001 - a job's unexpected error must not stop the worker
+            except Exception as exc:
                 logger.exception("job %d: unexpected error", job.id)
                 self.store.job_retry(job, f"{type(exc).__name__}: {exc}")
 
@@ -98,19 +99,7 @@ class WorkerPool:
         (job_dir / "spec.json").write_text(json.dumps(spec))
         logger.info("job %d: analysing study %d (%d images, attempt %d)", job.id, job.study_id,
                     len(spec["files"]), job.attempts)
-        with open(job_dir / f"attempt-{job.attempts}.log", "wb") as log:
-            child = subprocess.Popen([sys.executable, "-m", "pneumolens.service.job", str(job_dir / "spec.json")],
-                                     stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-            self._children[job.id] = child
-            try:
-                code = child.wait(timeout=settings.timeout_s)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-                code = None
-            finally:
-                self._children.pop(job.id, None)
+        code = self._run_child(job, job_dir / "spec.json", timeout=settings.timeout_s)
         if self._stop.is_set() and code != 0:
             return  # the service is stopping: the job stays 'running' and is queued again at start-up
         status_file = job_dir / STATUS
@@ -127,6 +116,41 @@ class WorkerPool:
             return
         job = self.store.job_analysed(job, out)
         self._store_results(job)
+
+    def _child(self) -> subprocess.Popen:
+        """This worker thread's analysis process, started when missing or dead."""
+        slot = threading.current_thread().name
+        child = self._children.get(slot)
+        if child is not None and child.poll() is None:
+            return child
+        log_dir = self.config.data_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{slot}.log", "ab") as log:
+            child = subprocess.Popen([sys.executable, "-m", "pneumolens.service.job"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._children[slot] = child
+        return child
+
+    def _run_child(self, job: Job, spec: Path, *, timeout: float) -> int | None:
+        """Send ``spec`` to the analysis process; 0 when done, its exit code if it died, None on timeout."""
+        child = self._child()
+        try:
+            child.stdin.write(f"{spec}\n".encode())
+            child.stdin.flush()
+        except OSError:
+            return child.wait()
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                child.kill()
+                child.wait()
+                return None
+            line = child.stdout.readline()
+            if not line:  # the process died (killed, crashed, out of memory)
+                return child.wait()
+            if line.strip() == b"done":
+                return 0
 
     def _store_results(self, job: Job) -> None:
         out = Path(job.out_dir)
