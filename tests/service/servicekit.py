@@ -20,6 +20,17 @@ REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789abcdef"
 
 
+def require_executable(name: str, *, why: str) -> str:
+    """``tests/conftest.py``'s :func:`require_executable`, loaded by path (``from conftest import``
+    may pick another folder's conftest module)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pneumolens_tests_root_conftest", REPO / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.require_executable(name, why=why)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

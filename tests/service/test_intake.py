@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import require_executable
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from servicekit import free_port, send_files, storescu
+from servicekit import free_port, require_executable, send_files, storescu
 
 from pneumolens.service.intake import (
     STATUS_CANNOT_UNDERSTAND,

@@ -11,9 +11,8 @@ import os
 import signal
 
 import pytest
-from conftest import require_executable
 from servicekit import (
-    events,
+    events, require_executable,
     start_orthanc,
     start_server,
     storescu,

@@ -42,11 +42,12 @@ def run(spec: dict) -> dict:
 
 
 def write_results(analysis, out: Path, *, dicom: bool) -> None:
-    """The CLI's outputs (analysis.json, masks, report, DICOM when available) plus a key image."""
+    """The CLI's outputs (analysis.json, masks, report; with ``dicom`` SEG, SR and secondary
+    captures under ``dicom/``, as ``pneumolens analyze --dicom``) plus a key image for the worklist."""
     from pneumolens.export.figures import key_slice_indices, render_view
     from pneumolens.export.outputs import write_outputs
 
-    write_outputs(analysis, out, overwrite=True)
+    write_outputs(analysis, out, overwrite=True, dicom=dicom)
     labels, lungs = analysis.lesions.labels, analysis.lungs.union
     k = key_slice_indices(labels, lungs, n=1)[0]
     sy, sx = analysis.scan.spacing[1:]

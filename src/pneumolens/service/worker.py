@@ -154,7 +154,7 @@ class WorkerPool:
 
     def _store_results(self, job: Job) -> None:
         out = Path(job.out_dir)
-        dicom_files = sorted((out / "dicom").glob("*.dcm")) if (out / "dicom").is_dir() else []
+        dicom_files = sorted((out / "dicom").rglob("*.dcm"))  # SEG, SR, secondary captures
         if self.orthanc is not None and self.config.orthanc.store_results and dicom_files:
             try:
                 self.orthanc.store_all(dicom_files)
@@ -164,7 +164,7 @@ class WorkerPool:
                 return
         data = json.loads((out / "analysis.json").read_text())
         summary, alert, priority = summarise(data, lesion_percent=self.config.alerts.lesion_percent)
-        summary["dicom_outputs"] = [p.name for p in dicom_files]
+        summary["dicom_outputs"] = [str(p.relative_to(out)) for p in dicom_files]
         summary["key_image"] = (out / "key_image.png").is_file()
         if self.store.job_done(job, summary=summary, alert=alert, priority=priority):
             logger.info("job %d: done (alert: %s)", job.id, alert)
