@@ -127,7 +127,8 @@ class Server:
 
 def write_config(folder: Path, *, orthanc: Orthanc | None = None, port: int | None = None,
                  dicom_port: int | None = None, extra: str = "", dicom_extra: str = "",
-                 analysis_extra: str = "", orthanc_extra: str = "", alerts_extra: str = "", workers: int = 1) -> Path:
+                 analysis_extra: str = "", orthanc_extra: str = "", alerts_extra: str = "", workers: int = 1,
+                 method: str = "density") -> Path:
     port = port or free_port()
     dicom_port = dicom_port or free_port()
     if "quiet_s" not in dicom_extra:
@@ -144,7 +145,7 @@ ae_title = "PNEUMOLENS"
 {dicom_extra}
 
 [analysis]
-method = "density"
+method = "{method}"
 workers = {workers}
 {analysis_extra}
 
@@ -184,17 +185,21 @@ def send_files(files: Sequence[Path], port: int, *, calling: str = "MODALITY", c
                datasets: Sequence = ()) -> list[int]:
     """C-STORE ``files`` (and ``datasets``) in one association; the status of each, or raise if refused."""
     from pydicom import dcmread
-    from pynetdicom import AE, StoragePresentationContexts
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE
 
+    items = [dcmread(item) if isinstance(item, (str, Path)) else item for item in [*files, *datasets]]
     ae = AE(ae_title=calling)
-    ae.requested_contexts = StoragePresentationContexts[:120]
+    for sop_class in sorted({str(ds.SOPClassUID) for ds in items}):
+        syntaxes = {str(ds.file_meta.TransferSyntaxUID) for ds in items if str(ds.SOPClassUID) == sop_class}
+        for syntax in sorted(syntaxes | {ExplicitVRLittleEndian, ImplicitVRLittleEndian}):
+            ae.add_requested_context(sop_class, syntax)  # one context each: the files' own are accepted
     assoc = ae.associate("127.0.0.1", port, ae_title=called)
     if not assoc.is_established:
         raise ConnectionRefusedError(f"association refused (rejected: {assoc.is_rejected})")
     statuses = []
     try:
-        for item in [*files, *datasets]:
-            ds = dcmread(item) if isinstance(item, (str, Path)) else item
+        for ds in items:
             status = assoc.send_c_store(ds)
             statuses.append(int(status.Status) if status else -1)
     finally:
@@ -202,22 +207,24 @@ def send_files(files: Sequence[Path], port: int, *, calling: str = "MODALITY", c
     return statuses
 
 
-def storescu(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PNEUMOLENS") -> None:
+def storescu(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PNEUMOLENS",
+             options: Sequence[str] = ()) -> None:
     """Send every file under ``folder`` with dcmtk's storescu, as a modality would.
 
     ``TCP_NODELAY=1``: Debian's dcmtk leaves Nagle's algorithm on by default, which costs ~40 ms
     (a delayed ACK) per image; modalities send without it.
     """
-    process = storescu_start(folder, port, calling=calling, called=called)
+    process = storescu_start(folder, port, calling=calling, called=called, options=options)
     _, err = process.communicate(timeout=600)
     if process.returncode != 0:
         raise ConnectionRefusedError(f"storescu failed ({process.returncode}): {err.decode()[-500:]}")
 
 
-def storescu_start(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PNEUMOLENS"):
+def storescu_start(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PNEUMOLENS",
+                   options: Sequence[str] = ()):
     """Start storescu on ``folder`` (see :func:`storescu`); returns the process."""
-    return subprocess.Popen(["storescu", "-aet", calling, "-aec", called, "+sd", "+r", "127.0.0.1", str(port),
-                             str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    return subprocess.Popen(["storescu", "-aet", calling, "-aec", called, "+sd", "+r", *options, "127.0.0.1",
+                             str(port), str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TCP_NODELAY": "1"})
 
 

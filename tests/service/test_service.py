@@ -12,7 +12,8 @@ import signal
 
 import pytest
 from servicekit import (
-    events, require_executable,
+    events,
+    require_executable,
     start_orthanc,
     start_server,
     storescu,

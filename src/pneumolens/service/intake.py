@@ -136,11 +136,17 @@ class StorageSCP:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def start(self) -> None:
-        from pynetdicom import AE, AllStoragePresentationContexts, evt
+        from pynetdicom import (
+            AE,
+            ALL_TRANSFER_SYNTAXES,
+            AllStoragePresentationContexts,
+            evt,
+        )
         from pynetdicom.sop_class import Verification
 
         ae = AE(ae_title=self.ae_title)
-        ae.supported_contexts = AllStoragePresentationContexts
+        for context in AllStoragePresentationContexts:  # compressed images too (JPEG Lossless, ...)
+            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
         ae.add_supported_context(Verification)
         ae.require_called_aet = True
         if self.allowed_ae_titles:

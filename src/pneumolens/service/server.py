@@ -85,6 +85,8 @@ class Service:
             out["dicom"] = {"ae_title": self.config.dicom.ae_title, "port": self.scp.port}
         if self.orthanc is not None:
             out["orthanc"] = self.orthanc.alive()
+        if self.link is not None:
+            out["orthanc_change"] = int(self.store.get_state("orthanc.last_change", "0"))
         return out
 
     def app(self):
