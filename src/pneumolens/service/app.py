@@ -40,7 +40,8 @@ COOKIE = "pneumolens_session"
 KEEPALIVE_S = 15.0
 _PUBLIC = ("/health", "/login")
 #: Response headers of Orthanc that are passed through the /dicom-web proxy.
-_PASS_HEADERS = ("content-type", "content-length", "content-disposition", "etag", "last-modified")
+_PASS_HEADERS = ("content-type", "content-length", "content-encoding", "content-disposition", "etag",
+                 "last-modified")
 
 
 def _session_value(token: str) -> str:
@@ -73,6 +74,13 @@ def create_app(config: ServiceConfig, store: Store, *, health: Any = None, lifes
                                  if config.orthanc.username else None)
                if config.orthanc.url else None)
 
+    def _viewer_file(path: str) -> bool:
+        """The viewer's own code and icons (no patient data) load without the cookie: browsers
+        fetch manifest.json and icons without credentials."""
+        if config.ohif_dir is None or path in ("/", "/app-config.js") or ".." in path:
+            return False
+        return (config.ohif_dir / path.lstrip("/")).is_file()
+
     def authorised(request: Request) -> bool:
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
@@ -83,7 +91,7 @@ def create_app(config: ServiceConfig, store: Store, *, health: Any = None, lifes
     @app.middleware("http")
     async def require_token(request: Request, call_next):
         path = request.url.path
-        if path in _PUBLIC or authorised(request):
+        if path in _PUBLIC or authorised(request) or _viewer_file(path):
             return await call_next(request)
         if path.startswith(("/api/", "/dicom-web", "/wado")) or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"detail": "missing or wrong token: send 'Authorization: Bearer TOKEN' "
