@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pneumolens import quality
 from pneumolens.errors import InputError
@@ -23,16 +25,33 @@ logger = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 
-def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None = None) -> CTScan:
-    """Read a chest CT from any supported input.
+def load_scan(path: Any, *, progress: Progress | None = None) -> CTScan:
+    """Read a chest CT from any supported input (see :func:`open_scan` for the inputs).
+
+    Temporary files (a ``.zip``'s contents, in-memory datasets written out) are removed before
+    this returns; use :func:`open_scan` to keep them readable while outputs are written.
+    """
+    with open_scan(path, progress=progress) as scan:
+        return scan
+
+
+@contextmanager
+def open_scan(path: Any, *, progress: Progress | None = None) -> Iterator[CTScan]:
+    """Read a chest CT and keep its source files readable until the ``with`` block ends.
+
+    ``ScanInfo.source_root`` is the folder that holds ``ScanInfo.source_files`` during the block:
+    for a ``.zip`` (extracted to a temporary folder) and in-memory datasets (written to one)
+    that folder is deleted at the end of the block, so commands write their outputs inside it.
 
     Parameters
     ----------
     path
         One of: a folder of DICOM files (searched recursively; several series allowed), a
         ``.zip`` of such a folder, a list of DICOM files (or folders), one DICOM file
-        (enhanced multi-frame CT), or a NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
-        ``.nhdr``) or MetaImage (``.mha``, ``.mhd``) volume.
+        (enhanced multi-frame CT), a NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
+        ``.nhdr``) or MetaImage (``.mha``, ``.mhd``) volume, or in-memory pydicom ``Dataset``
+        objects (one, or a list: e.g. received over DICOM C-STORE), which go through the same
+        series selection and checks as files.
     progress
         Optional callback ``progress(stage, done, total)``, called while headers are read and
         slices decoded.
@@ -50,6 +69,14 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
         When the input cannot be analysed; the message says what, where and what to do
         (see ``docs/input.md`` for every case).
     """
+    with ExitStack() as keep:
+        yield _load(path, progress=progress, keep=keep)
+
+
+def _load(path: Any, *, progress: Progress | None, keep: ExitStack) -> CTScan:
+    """:func:`open_scan`'s reading; temporary folders are registered on ``keep``."""
+    if _is_dataset(path) or (isinstance(path, Sequence) and path and all(_is_dataset(p) for p in path)):
+        return _load_datasets([path] if _is_dataset(path) else list(path), progress=progress, keep=keep)
     if isinstance(path, (str, os.PathLike)):
         source = Path(path)
         if not source.exists():
@@ -64,7 +91,7 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
         if fmt is not None:
             return read_volume(source, fmt=fmt)
         if source.suffix.lower() == ".zip":
-            return _load_zip(source, progress=progress)
+            return _load_zip(source, progress=progress, keep=keep)
         return _load_dicom_files([source], root=source.parent, where=str(source), progress=progress)
 
     items = [Path(p) for p in path]
@@ -78,7 +105,7 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
             todo="check the file names",
         )
     if len(items) == 1:
-        return load_scan(items[0], progress=progress)
+        return _load(items[0], progress=progress, keep=keep)
     files = [f for p in items for f in (_files_under(p) if p.is_dir() else [p])]
     root = Path(os.path.commonpath([p.resolve() for p in items]))
     root = root if root.is_dir() else root.parent
@@ -97,14 +124,38 @@ def _files_under(folder: Path) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def _load_zip(archive: Path, *, progress: Progress | None) -> CTScan:
-    with tempfile.TemporaryDirectory(prefix="pneumolens-zip-") as tmp:
-        folder = Path(tmp)
-        unsafe = extract_zip(archive, folder)
-        scan = _load_dicom_files(
-            _files_under(folder), root=folder, where=str(archive), progress=progress, extra_skipped=unsafe
-        )
+def _load_zip(archive: Path, *, progress: Progress | None, keep: ExitStack) -> CTScan:
+    folder = Path(keep.enter_context(tempfile.TemporaryDirectory(prefix="pneumolens-zip-")))
+    unsafe = extract_zip(archive, folder)
+    scan = _load_dicom_files(
+        _files_under(folder), root=folder, where=str(archive), progress=progress, extra_skipped=unsafe
+    )
     return replace(scan, info=replace(scan.info, path=str(archive)))
+
+
+def _is_dataset(value: object) -> bool:
+    from pydicom.dataset import Dataset
+
+    return isinstance(value, Dataset)
+
+
+def _load_datasets(datasets: list, *, progress: Progress | None, keep: ExitStack) -> CTScan:
+    """In-memory datasets: written to a temporary folder and read like files (one path, one set of checks)."""
+    import pydicom
+
+    folder = Path(keep.enter_context(tempfile.TemporaryDirectory(prefix="pneumolens-datasets-")))
+    where = f"{len(datasets)} in-memory DICOM dataset(s)"
+    for i, ds in enumerate(datasets):
+        try:
+            pydicom.dcmwrite(folder / f"{i:06d}.dcm", ds, enforce_file_format=False)
+        except Exception as exc:  # noqa: BLE001 - pydicom raises several types for datasets it cannot encode
+            raise InputError(
+                f"dataset {i + 1} cannot be encoded ({type(exc).__name__}: {exc})",
+                where=where,
+                todo="give datasets as received (with their file_meta and transfer syntax)",
+            ) from None
+    scan = _load_dicom_files(_files_under(folder), root=folder, where=where, progress=progress)
+    return replace(scan, info=replace(scan.info, path=where))
 
 
 def _load_dicom_files(
@@ -124,10 +175,11 @@ def _load_dicom_files(
         raise quality.no_dicom(where, headers.n_files, len(headers.unreadable))
     selection = select_series(headers.headers, where=where)
     logger.info("analysing %s", selection.stack.where)
-    return read_stack(
+    scan = read_stack(
         selection.stack,
         path=where,
         skipped=list(extra_skipped) + list(headers.skipped) + list(selection.skipped),
         unreadable=headers.unreadable,
         progress=progress,
     )
+    return replace(scan, info=replace(scan.info, source_root=str(root)))
