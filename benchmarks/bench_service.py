@@ -27,8 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "service"))
 
-from servicekit import (  # noqa: E402 - the test kit starts Orthanc and the service
-    events, send_files, start_orthanc, start_server, write_config, write_phantom_series,
+from servicekit import (
+    events,
+    send_files,
+    start_orthanc,
+    start_server,
+    write_config,
 )
 
 

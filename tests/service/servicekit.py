@@ -128,7 +128,7 @@ class Server:
 def write_config(folder: Path, *, orthanc: Orthanc | None = None, port: int | None = None,
                  dicom_port: int | None = None, extra: str = "", dicom_extra: str = "",
                  analysis_extra: str = "", orthanc_extra: str = "", alerts_extra: str = "", workers: int = 1,
-                 method: str = "density") -> Path:
+                 method: str = "density", lesion_percent: float = 1.0) -> Path:
     port = port or free_port()
     dicom_port = dicom_port or free_port()
     if "quiet_s" not in dicom_extra:
@@ -150,7 +150,7 @@ workers = {workers}
 {analysis_extra}
 
 [alerts]
-lesion_percent = 1.0
+lesion_percent = {lesion_percent}
 {alerts_extra}
 """
     if orthanc is not None:

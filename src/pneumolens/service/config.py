@@ -182,8 +182,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ServiceConf
     top.setdefault("token", os.environ.get("PNEUMOLENS_TOKEN", ""))
     for key in ("data_dir", "ohif_dir"):
         if top.get(key) is not None and not Path(top[key]).is_absolute():
-            top[key] = base / top[key]
+            top[key] = (base / top[key]).resolve()
     if sections["analysis"].weights is not None and not sections["analysis"].weights.is_absolute():
-        sections["analysis"] = replace(sections["analysis"], weights=base / sections["analysis"].weights)
+        sections["analysis"] = replace(sections["analysis"], weights=(base / sections["analysis"].weights).resolve())
     top.update(overrides)
     return ServiceConfig(**top, **sections)
