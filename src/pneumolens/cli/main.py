@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pneumolens.cli.evaluate_seg",
     "pneumolens.cli.segment_slices",
     "pneumolens.cli.train",
+    "pneumolens.cli.deidentify",
     "pneumolens.cli.serve",
 )
 
