@@ -7,7 +7,7 @@ Usage::
     python benchmarks/bench_service.py throughput --studies 20 --shape 100,256,256
 
 Starts a real Orthanc (``scripts/orthanc.sh``) and ``pneumolens serve`` (default settings: the
-model, workers sized to the machine), sends series with C-STORE (pynetdicom) and reads the
+model, workers sized to the machine), sends series with C-STORE (pynetdicom for P002, dcmtk's storescu for the queued studies) and reads the
 times the service itself recorded: the reception time of each study's last image
 (``last_seen``) and the time of its alert or done event. Prints Markdown rows for
 docs/performance.md and writes JSON with ``--json``.
@@ -32,6 +32,7 @@ from servicekit import (
     send_files,
     start_orthanc,
     start_server,
+    storescu,
     write_config,
 )
 
@@ -117,8 +118,8 @@ def throughput(args) -> list[dict]:
         orthanc, server = _service(tmp, quiet_s=args.quiet_s, release=True, method=args.method)
         try:
             start = time.time()
-            for files in series:  # queued one after the other, as fast as C-STORE allows
-                send_files(files, server.dicom_port)
+            for i in range(len(series)):  # queued one after the other, as fast as C-STORE allows
+                storescu(tmp / f"s{i}", server.dicom_port)
             sent = time.time()
             ended = _final_events(server, args.studies)
             studies = server.get("/api/studies").json()["studies"]
