@@ -52,6 +52,7 @@ def _decode(stack: Stack, *, progress: Progress | None) -> tuple[np.ndarray, np.
             ds = read_dataset(path, stop_before_pixels=False)  # type: ignore[arg-type]
             if ds is None or "PixelData" not in ds:
                 raise ValueError("no pixel data")
+            check_pixel_data_length(ds, header)
             pixels = ds.pixel_array
             if pixels.ndim == 2:
                 pixels = pixels[np.newaxis]
@@ -69,6 +70,37 @@ def _decode(stack: Stack, *, progress: Progress | None) -> tuple[np.ndarray, np.
         if progress is not None:
             progress("decoding slices", done, len(stack.slices))
     return volume, ok, failures
+
+
+def _covered_failures(
+    stack: Stack, keep: np.ndarray, failures: list[SkippedItem], covered: list[SkippedItem]
+) -> list[SkippedItem]:
+    """The decode failures at positions no decoded slice holds; the others go to ``covered``."""
+    decoded = stack.distances_mm[keep]
+    remaining = []
+    for failure in failures:
+        index = next(i for i, s in enumerate(stack.slices) if s.name == failure.item)
+        if decoded.size and np.abs(decoded - stack.distances_mm[index]).min() <= quality.SAME_POSITION_MM:
+            covered.append(failure)
+        else:
+            remaining.append(failure)
+    return remaining
+
+
+def check_pixel_data_length(ds, header) -> None:
+    """Uncompressed pixel data must hold exactly what Rows x Columns x frames x bits describe
+    (one padding byte allowed); pydicom would silently use a prefix of longer data."""
+    from pydicom.uid import UID
+
+    if UID(header.transfer_syntax).is_compressed:
+        return  # encapsulated: the decoded frame's shape is checked instead
+    expected = header.expected_pixel_bytes
+    found = len(ds.PixelData)
+    if found not in (expected, expected + 1):
+        raise ValueError(
+            f"the pixel data hold {found} bytes where Rows x Columns x frames x BitsAllocated "
+            f"need {expected}"
+        )
 
 
 def _drop_identical_duplicates(
@@ -158,22 +190,25 @@ def read_stack(
             todo="check the files are complete (re-export them); for a compressed transfer syntax "
             "convert them with `dcmdjpeg IN OUT` or `gdcmconv --raw IN OUT`",
         )
+    failures = _covered_failures(stack, keep, failures, covered := [])
+    if failures:
+        # A slice of the chosen stack that cannot be decoded is never dropped: the volume
+        # would lose a slice (or an end of the lungs) without anyone noticing. Only a copy at
+        # a position another, decoded slice holds is skipped (listed and warned about).
+        raise InputError(
+            f"the pixel data of {len(failures)} of {len(stack.slices)} slice(s) cannot be decoded: "
+            f"{failures[0].item}: {failures[0].reason}"
+            + (f" (also {', '.join(f.item for f in failures[1:4])})" if len(failures) > 1 else ""),
+            where=stack.where,
+            todo="re-export or re-transfer the series (the files are damaged or cut short)",
+        )
     distances = stack.distances_mm[keep]
     dropped = _drop_identical_duplicates(stack, volume, keep, distances)
     distances = stack.distances_mm[keep]
-    try:
-        spacing_z = quality.check_slice_positions(distances, where=stack.where)
-    except InputError as exc:
-        if failures:
-            names = ", ".join(f.item for f in failures[:3])
-            raise InputError(
-                f"{exc.what} ({len(failures)} slice(s) could not be decoded: {names})",
-                where=exc.where,
-                todo=exc.todo,
-            ) from None
-        raise
+    spacing_z = quality.check_slice_positions(distances, where=stack.where)
     slices = [s for s, k in zip(stack.slices, keep) if k]
     volume = volume[keep]
+    quality.check_slice_intensities(volume, [s.name for s in slices], where=stack.where)
 
     warnings = list(stack.warnings)
     steps = np.diff(distances)
@@ -182,9 +217,12 @@ def read_stack(
             f"slice spacing is not uniform ({steps.min():.2f}-{steps.max():.2f} mm); "
             f"the volume uses the median {spacing_z:.2f} mm"
         )
-    unreadable = list(unreadable) + failures
+    unreadable = list(unreadable) + covered
     if unreadable:
-        warnings.append(f"{len(unreadable)} unreadable DICOM file(s) were skipped (empty or truncated)")
+        names = ", ".join(u.item for u in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        warnings.append(
+            f"{len(unreadable)} unreadable DICOM file(s) were skipped (empty or truncated): {names}"
+        )
 
     first = slices[0]
     orientation = np.asarray(first.orientation, dtype=float)

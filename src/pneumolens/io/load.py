@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from pneumolens import quality
 from pneumolens.errors import InputError
-from pneumolens.io.archive import extract_zip
+from pneumolens.io.archive import extract_zip, extraction_folder
 from pneumolens.io.dicom_headers import Progress, scan_headers
 from pneumolens.io.dicom_read import read_stack
 from pneumolens.io.dicom_series import select_series
@@ -23,7 +22,13 @@ logger = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 
-def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None = None) -> CTScan:
+def load_scan(
+    path: PathLike | Sequence[PathLike],
+    *,
+    progress: Progress | None = None,
+    series: str | None = None,
+    patient: str | None = None,
+) -> CTScan:
     """Read a chest CT from any supported input.
 
     Parameters
@@ -36,6 +41,9 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
     progress
         Optional callback ``progress(stage, done, total)``, called while headers are read and
         slices decoded.
+    series, patient
+        SeriesInstanceUID or PatientID to analyse when a DICOM input holds several patients or
+        studies (refused otherwise); ignored for NIfTI/NRRD/MHA.
 
     Returns
     -------
@@ -50,6 +58,7 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
         When the input cannot be analysed; the message says what, where and what to do
         (see ``docs/input.md`` for every case).
     """
+    pick = {"progress": progress, "series": series, "patient": patient}
     if isinstance(path, (str, os.PathLike)):
         source = Path(path)
         if not source.exists():
@@ -59,13 +68,13 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
                 todo="check the path (a DICOM folder, a .zip, or a NIfTI/NRRD/MHA file)",
             )
         if source.is_dir():
-            return _load_dicom_files(_files_under(source), root=source, where=str(source), progress=progress)
+            return _load_dicom_files(_files_under(source), root=source, where=str(source), **pick)
         fmt = volume_format(source)
         if fmt is not None:
             return read_volume(source, fmt=fmt)
         if source.suffix.lower() == ".zip":
-            return _load_zip(source, progress=progress)
-        return _load_dicom_files([source], root=source.parent, where=str(source), progress=progress)
+            return _load_zip(source, **pick)
+        return _load_dicom_files([source], root=source.parent, where=str(source), **pick)
 
     items = [Path(p) for p in path]
     if not items:
@@ -78,12 +87,12 @@ def load_scan(path: PathLike | Sequence[PathLike], *, progress: Progress | None 
             todo="check the file names",
         )
     if len(items) == 1:
-        return load_scan(items[0], progress=progress)
+        return load_scan(items[0], **pick)
     files = [f for p in items for f in (_files_under(p) if p.is_dir() else [p])]
     root = Path(os.path.commonpath([p.resolve() for p in items]))
     root = root if root.is_dir() else root.parent
     scan = _load_dicom_files(
-        [f.resolve() for f in files], root=root, where=f"{len(items)} given paths under {root}", progress=progress
+        [f.resolve() for f in files], root=root, where=f"{len(items)} given paths under {root}", **pick
     )
     return replace(scan, info=replace(scan.info, path=str(root)))
 
@@ -97,13 +106,10 @@ def _files_under(folder: Path) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def _load_zip(archive: Path, *, progress: Progress | None) -> CTScan:
-    with tempfile.TemporaryDirectory(prefix="pneumolens-zip-") as tmp:
-        folder = Path(tmp)
+def _load_zip(archive: Path, **pick) -> CTScan:
+    with extraction_folder() as folder:
         unsafe = extract_zip(archive, folder)
-        scan = _load_dicom_files(
-            _files_under(folder), root=folder, where=str(archive), progress=progress, extra_skipped=unsafe
-        )
+        scan = _load_dicom_files(_files_under(folder), root=folder, where=str(archive), extra_skipped=unsafe, **pick)
     return replace(scan, info=replace(scan.info, path=str(archive)))
 
 
@@ -113,6 +119,8 @@ def _load_dicom_files(
     root: Path,
     where: str,
     progress: Progress | None,
+    series: str | None = None,
+    patient: str | None = None,
     extra_skipped: Sequence[SkippedItem] = (),
 ) -> CTScan:
     if not files:
@@ -122,7 +130,7 @@ def _load_dicom_files(
         if headers.non_image_modalities:  # e.g. only a structured report was exported
             raise quality.no_ct_series(where, list(headers.non_image_modalities))
         raise quality.no_dicom(where, headers.n_files, len(headers.unreadable))
-    selection = select_series(headers.headers, where=where)
+    selection = select_series(headers.headers, where=where, series=series, patient=patient)
     logger.info("analysing %s", selection.stack.where)
     return read_stack(
         selection.stack,

@@ -114,6 +114,7 @@ def read_volume(path: Path, *, fmt: str) -> CTScan:
         np.stack([direction[:, 2], direction[:, 1], direction[:, 0]]),
         (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0]),
     )
+    quality.check_finite(np.asarray(array), where=str(path))
     hu = to_hu(np.asarray(array), 1.0, 0.0)  # volumes hold HU already: round and clip only
     reorientation = canonical_reorientation(source_affine)
     volume = np.ascontiguousarray(reorientation.apply(hu))
