@@ -13,6 +13,7 @@ from pneumolens import quality
 from pneumolens.errors import InputError
 from pneumolens.io.dicom_headers import Progress, lenient_pydicom, read_dataset
 from pneumolens.io.dicom_series import Stack
+from pneumolens.io.dicom_source import dicom_source, strip_pixels
 from pneumolens.io.orientation import (
     affine_from_axes,
     canonical_reorientation,
@@ -36,11 +37,15 @@ def to_hu(stored: np.ndarray, slope: float, intercept: float) -> np.ndarray:
     return np.clip(hu, _INT16.min, _INT16.max).astype(np.int16)
 
 
-def _decode(stack: Stack, *, progress: Progress | None) -> tuple[np.ndarray, np.ndarray, list[SkippedItem]]:
-    """Decode every slice; returns the HU stack, a mask of decoded slices and the failures."""
+def _decode(
+    stack: Stack, *, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray, list[SkippedItem], list[object]]:
+    """Decode every slice; returns the HU stack, a mask of decoded slices, the failures and
+    each slice's header (its dataset without pixel data, ``None`` where decoding failed)."""
     first = stack.first
     volume = np.empty((len(stack.slices), first.rows, first.columns), dtype=np.int16)
     ok = np.zeros(len(stack.slices), dtype=bool)
+    headers: list[object] = [None] * len(stack.slices)
     by_file: dict[object, list[int]] = {}
     for index, header in enumerate(stack.slices):
         by_file.setdefault(header.path, []).append(index)
@@ -62,6 +67,9 @@ def _decode(stack: Stack, *, progress: Progress | None) -> tuple[np.ndarray, np.
                 s = stack.slices[index]
                 volume[index] = to_hu(pixels[s.frame or 0], s.slope, s.intercept)
                 ok[index] = True
+            strip_pixels(ds)
+            for index in indices:
+                headers[index] = ds
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - decoders raise anything on truncated data
@@ -69,7 +77,7 @@ def _decode(stack: Stack, *, progress: Progress | None) -> tuple[np.ndarray, np.
         done += len(indices)
         if progress is not None:
             progress("decoding slices", done, len(stack.slices))
-    return volume, ok, failures
+    return volume, ok, failures, headers
 
 
 def _covered_failures(
@@ -182,7 +190,7 @@ def read_stack(
     missing slices.
     """
     with lenient_pydicom():
-        volume, keep, failures = _decode(stack, progress=progress)
+        volume, keep, failures, datasets = _decode(stack, progress=progress)
     if not keep.any():
         raise InputError(
             f"none of the {len(stack.slices)} images could be decoded; first failure: {failures[0].reason}",
@@ -242,9 +250,20 @@ def read_stack(
     affine = reoriented_affine(source_affine, reorientation, volume.shape)
     z_positions = [float(s.position[2]) for s in slices]
     names = [s.name for s in slices]
+    datasets = [d for d, k in zip(datasets, keep) if k]
     if 0 in reorientation.flips:
         z_positions.reverse()
         names.reverse()
+        slices.reverse()
+        datasets.reverse()
+    with lenient_pydicom():  # real files carry UUIDs as UIDs and the like: kept as they are
+        source = dicom_source(
+            datasets,
+            frames=[s.frame for s in slices],
+            positions=[s.position for s in slices],
+            orientations=[s.orientation for s in slices],
+            pixel_spacing=pixel_spacing,
+        )
 
     meta = stack.meta
     thicknesses = [s.slice_thickness for s in slices if s.slice_thickness]
@@ -260,6 +279,7 @@ def read_stack(
         source_files=tuple(names),
         skipped=tuple(list(skipped) + dropped + unreadable),
         n_unreadable_files=len(unreadable),
+        dicom=source,
     )
     spacing = (spacing_z, float(pixel_spacing[0]), float(pixel_spacing[1]))
     spacing = tuple(spacing[a] for a in reorientation.permutation)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pneumolens.io.dicom_source import DicomSource
+
 
 @dataclass(frozen=True)
 class SkippedItem:
@@ -17,11 +19,16 @@ class SkippedItem:
 
 @dataclass(frozen=True)
 class ScanInfo:
-    """Metadata of the analysed series. No patient names or IDs are kept.
+    """Metadata of the analysed series.
 
     ``z_positions_mm`` and ``source_files`` are per slice of the canonical volume (index 0 is
     the most inferior slice): the DICOM ImagePositionPatient z (or the image z for volumes) and
     the file name the slice came from (``None`` for single-file volumes).
+
+    No patient names or IDs are kept in the plain fields. ``dicom`` (DICOM input only) holds the
+    source headers, UIDs and the patient and study attributes that derived DICOM objects (SEG,
+    SR, secondary capture) must repeat; it is left out of ``repr`` and comparisons and never
+    written to ``analysis.json`` or logs.
     """
 
     path: str
@@ -47,6 +54,7 @@ class ScanInfo:
     warnings: tuple[str, ...] = ()
     noise_hu: float | None = None  # median HU standard deviation in fat (image noise), if measurable
     series_description: str | None = None
+    dicom: DicomSource | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
