@@ -526,7 +526,8 @@ def check_pixel_spacing(
     3875 mL).
     """
     array = np.asarray(spacings, dtype=float)
-    reference = np.median(array, axis=0)
+    common, _ = _minority(names, [tuple(np.round(row, 4)) for row in array])
+    reference = array[[tuple(np.round(row, 4)) for row in array].index(common)]
     extent = np.asarray(sizes, dtype=float)  # (rows, columns): spacing[0] is between rows
     shift_pixels = np.abs(array - reference) * extent / reference
     odd = [i for i, s in enumerate(shift_pixels.max(axis=1)) if s > SPACING_TOLERANCE_PIXELS]
@@ -549,9 +550,10 @@ def slice_outliers(volume: np.ndarray) -> tuple[list[int], np.ndarray]:
 
     A corrupt slice (damaged compressed pixel data still decode to an image of the right size)
     stands out: the mean absolute HU difference to each neighbour is many times the median
-    neighbour difference of the series, while its two neighbours agree with each other. Real
-    series stay below 1.8 times the median (P002, the Siemens 20-slice series, lung1/lung2, the
-    CIP CT); damaged JPEG-Lossless slices of P002 measured 2.9-46 times.
+    difference between the other neighbouring slices of the series, while its two neighbours
+    agree with each other. Real series stay below 1.8 times the median (P002, the Siemens
+    20-slice series, lung1/lung2, the CIP CT); damaged JPEG-Lossless slices of P002 measured
+    2.9-46 times.
 
     Returns
     -------
@@ -563,20 +565,23 @@ def slice_outliers(volume: np.ndarray) -> tuple[list[int], np.ndarray]:
     step = max(1, min(volume.shape[1:]) // 128)
     sample = volume[:, ::step, ::step].astype(np.float32)
     adjacent = np.abs(np.diff(sample, axis=0)).mean(axis=(1, 2))
-    if n < 4:
+    if n < 3:
         return [], adjacent
-    median = float(np.median(adjacent))
-    threshold = max(OUTLIER_FACTOR * median, median + OUTLIER_FLOOR_HU)
     suspects = []
     for k in range(n):
-        if k == 0 or k == n - 1:
-            near, further = (adjacent[0], adjacent[1]) if k == 0 else (adjacent[-1], adjacent[-2])
-            if near > threshold and near > OUTLIER_FACTOR * further:
-                suspects.append(k)
-            continue
-        near = min(adjacent[k - 1], adjacent[k])
-        skip = float(np.abs(sample[k + 1] - sample[k - 1]).mean())
-        if near > threshold and near > SKIP_FACTOR * skip:
+        touching = [i for i in (k - 1, k) if 0 <= i < n - 1]
+        others = np.delete(adjacent, touching)
+        near = float(min(adjacent[i] for i in touching))
+        if 0 < k < n - 1:
+            skip = float(np.abs(sample[k + 1] - sample[k - 1]).mean())
+            reference = float(np.median(others)) if others.size else skip
+            if near <= SKIP_FACTOR * skip:
+                continue  # the neighbours differ as much from each other: anatomy, not this slice
+        else:
+            if not others.size:
+                continue
+            reference = float(np.median(others))
+        if near > max(OUTLIER_FACTOR * reference, reference + OUTLIER_FLOOR_HU):
             suspects.append(k)
     return suspects, adjacent
 
@@ -590,10 +595,12 @@ def check_slice_intensities(volume: np.ndarray, names: Sequence[str], *, where: 
     if suspects:
         k = suspects[0]
         near = max(adjacent[k - 1] if k > 0 else 0.0, adjacent[k] if k < len(adjacent) else 0.0)
+        others = np.delete(adjacent, [i for i in (k - 1, k) if 0 <= i < len(adjacent)])
+        typical = float(np.median(others)) if others.size else float("nan")
         raise InputError(
             f"the image of {len(suspects)} slice(s) ({_files([names[i] for i in suspects])}) differs from its "
             f"neighbours far more than neighbouring slices differ elsewhere (mean |HU difference| {near:.0f} vs a "
-            f"median of {float(np.median(adjacent)):.0f}): its pixel data are probably corrupt",
+            f"median of {typical:.0f}): its pixel data are probably corrupt",
             where=where,
             todo="check the file (re-export or re-transfer the series); a damaged slice would change "
             "the lung and lesion masks of its neighbours too",

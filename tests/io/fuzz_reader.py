@@ -109,14 +109,20 @@ def run(seconds: float, seed: int, *, max_inputs: int | None = None) -> dict[str
     from pneumolens.io import load_scan
     from pneumolens.io.dicom_headers import lenient_pydicom
 
+    import numpy as np
+
     rng = random.Random(seed)
-    results = {"tried": 0, "scans": 0, "input_errors": 0, "crashes": []}
+    results = {"tried": 0, "scans": 0, "identical": 0, "few_voxels_differ": 0, "input_errors": 0,
+               "crashes": [], "wrong": []}
     with tempfile.TemporaryDirectory(prefix="pneumolens-fuzz-") as tmp:
         root = Path(tmp)
-        series_list = [[(p.name, p.read_bytes()) for p in s] for s in corpus(root)]
+        paths = corpus(root)
+        series_list = [[(p.name, p.read_bytes()) for p in s] for s in paths]
+        clean = [load_scan(s[0].parent if s[0].parent.name == "synthetic" else list(s)) for s in paths]
         start = time.monotonic()
         while time.monotonic() - start < seconds and (max_inputs is None or results["tried"] < max_inputs):
-            series = rng.choice(series_list)
+            which = rng.randrange(len(series_list))
+            series = series_list[which]
             folder = root / f"case{results['tried']}"
             folder.mkdir()
             done = []
@@ -130,8 +136,19 @@ def run(seconds: float, seed: int, *, max_inputs: int | None = None) -> dict[str
             results["tried"] += 1
             try:
                 with lenient_pydicom():
-                    load_scan(folder)
+                    scan = load_scan(folder)
                 results["scans"] += 1
+                verdict = _compare(scan, clean[which], np)
+                if verdict == "wrong":
+                    ref = clean[which]
+                    detail = {}
+                    if scan.shape == ref.shape:
+                        diff = np.abs(scan.volume.astype(np.int32) - ref.volume)
+                        detail = {"changed_voxels": int((diff > 0).sum()),
+                                  "mean_abs_hu_per_slice": diff.mean(axis=(1, 2)).round(1).tolist()}
+                    results["wrong"].append({"mutations": done, "shape": list(scan.shape), **detail})
+                else:
+                    results[verdict] += 1
             except InputError as exc:
                 if not exc.what:
                     results["crashes"].append({"mutations": done, "error": "InputError without a message"})
@@ -150,6 +167,22 @@ def run(seconds: float, seed: int, *, max_inputs: int | None = None) -> dict[str
     return results
 
 
+#: Mutated pixel bytes change at most this many voxels of a result that is still "correct":
+#: a flipped byte of uncompressed data is one wrong voxel, which no check can see.
+MAX_CHANGED_VOXELS = 64
+
+
+def _compare(scan, reference, np) -> str:
+    """``identical``, ``few_voxels_differ`` (flipped uncompressed bytes) or ``wrong``."""
+    if scan.shape != reference.shape or not np.allclose(scan.affine, reference.affine, atol=1e-3):
+        # A slice fewer (a skipped duplicate) or another geometry: only acceptable with a warning.
+        return "few_voxels_differ" if scan.info.warnings != reference.info.warnings else "wrong"
+    changed = int((scan.volume != reference.volume).sum())
+    if changed == 0:
+        return "identical"
+    return "few_voxels_differ" if changed <= MAX_CHANGED_VOXELS else "wrong"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -157,9 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-inputs", type=int, default=None)
     args = parser.parse_args(argv)
     results = run(args.seconds, args.seed, max_inputs=args.max_inputs)
-    for crash in results["crashes"]:
+    for crash in results["crashes"] + results["wrong"]:
         print(json.dumps(crash))
-    summary = {k: v for k, v in results.items() if k != "crashes"} | {"crashes": len(results["crashes"])}
+    summary = {k: v for k, v in results.items() if k not in ("crashes", "wrong")}
+    summary |= {"crashes": len(results["crashes"]), "wrong": len(results["wrong"])}
     print(json.dumps(summary))
     return 1 if results["crashes"] else 0
 

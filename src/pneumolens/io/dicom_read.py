@@ -95,6 +95,40 @@ def _covered_failures(
     return remaining
 
 
+def _has_instance_uid(ds) -> bool:
+    """SOPInstanceUID present and readable (anonymised series such as P002 leave it empty)."""
+    try:
+        return "SOPInstanceUID" in ds and ds.get("SOPInstanceUID") is not None
+    except Exception:  # noqa: BLE001 - a garbled element raises on first access
+        return False
+
+
+def _guarded_source(datasets: list, slices: list, pixel_spacing, *, where: str):
+    """:func:`dicom_source` of the decoded slices; a header it cannot use is an InputError that
+    names the file (every slice needs a SOPInstanceUID element: derived objects refer to it)."""
+    lacking = [s.name for s, ds in zip(slices, datasets) if not _has_instance_uid(ds)]
+    if lacking:
+        raise InputError(
+            f"SOPInstanceUID is missing or unreadable in {len(lacking)} image(s) ({', '.join(lacking[:3])})",
+            where=where,
+            todo="the files are damaged or were written by a broken converter: re-export the series",
+        )
+    try:
+        return dicom_source(
+            datasets,
+            frames=[s.frame for s in slices],
+            positions=[s.position for s in slices],
+            orientations=[s.orientation for s in slices],
+            pixel_spacing=pixel_spacing,
+        )
+    except Exception as exc:  # noqa: BLE001 - a garbled element surfaces on first access
+        raise InputError(
+            f"a DICOM header of the series is corrupt ({type(exc).__name__}: {exc})"[:300],
+            where=where,
+            todo="re-export the series from the scanner or PACS",
+        ) from None
+
+
 def check_pixel_data_length(ds, header) -> None:
     """Uncompressed pixel data must hold exactly what Rows x Columns x frames x bits describe
     (one padding byte allowed); pydicom would silently use a prefix of longer data."""
@@ -257,13 +291,7 @@ def read_stack(
         slices.reverse()
         datasets.reverse()
     with lenient_pydicom():  # real files carry UUIDs as UIDs and the like: kept as they are
-        source = dicom_source(
-            datasets,
-            frames=[s.frame for s in slices],
-            positions=[s.position for s in slices],
-            orientations=[s.orientation for s in slices],
-            pixel_spacing=pixel_spacing,
-        )
+        source = _guarded_source(datasets, slices, pixel_spacing, where=stack.where)
 
     meta = stack.meta
     thicknesses = [s.slice_thickness for s in slices if s.slice_thickness]

@@ -130,7 +130,18 @@ def _load_dicom_files(
         if headers.non_image_modalities:  # e.g. only a structured report was exported
             raise quality.no_ct_series(where, list(headers.non_image_modalities))
         raise quality.no_dicom(where, headers.n_files, len(headers.unreadable))
-    selection = select_series(headers.headers, where=where, series=series, patient=patient)
+    try:
+        selection = select_series(headers.headers, where=where, series=series, patient=patient)
+    except InputError as exc:
+        if not headers.unreadable:
+            raise
+        # A file that could not be read may be the cause (a lost slice makes a gap): name it.
+        names = ", ".join(u.item for u in headers.unreadable[:3])
+        raise InputError(
+            f"{exc.what} ({len(headers.unreadable)} file(s) could not be read: {names})",
+            where=exc.where,
+            todo=exc.todo,
+        ) from None
     logger.info("analysing %s", selection.stack.where)
     return read_stack(
         selection.stack,
