@@ -8,17 +8,14 @@ so that "no lung found here" cannot read as "no disease here".
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pneumolens.masks import (
-    CONSOLIDATION,
-    GGO,
-    LEFT_LUNG,
-    RIGHT_LUNG,
-    LesionMasks,
-    LungMasks,
-)
+from pneumolens.masks import CONSOLIDATION, GGO, WHOLE_LUNGS, LesionMasks, LungMasks
+
+if TYPE_CHECKING:
+    from pneumolens.analysis import Regions
 
 # HU bands reported as fractions of each region's volume. Edges follow common quantitative
 # chest-CT practice: < -950 emphysema-like (Gevenois et al. 1996), -950..-700 normally aerated,
@@ -69,10 +66,16 @@ class Findings:
     slices: tuple[SliceFindings, ...]
 
     def region(self, name: str) -> RegionFindings:
+        """The findings of the region called ``name`` (see :meth:`LungMasks.regions`)."""
         for region in self.regions:
             if region.name == name:
                 return region
         raise KeyError(f"no region named {name!r}; have {[r.name for r in self.regions]}")
+
+    @property
+    def whole_lungs(self) -> RegionFindings:
+        """The findings of both lungs together."""
+        return self.region(WHOLE_LUNGS)
 
     def to_dict(self) -> dict:
         return {"regions": [asdict(r) for r in self.regions], "slices": [asdict(s) for s in self.slices]}
@@ -159,28 +162,44 @@ def quantify(
     spacing: tuple[float, float, float],
     z_positions_mm: tuple[float, ...],
     source_files: tuple[str | None, ...] = (),
-    extra_regions: dict[str, np.ndarray] | None = None,
+    regions: Regions | None = None,
 ) -> Findings:
-    """Findings for the right lung, left lung, both lungs and any ``extra_regions`` (e.g. lobes)."""
+    """Findings for each lung, both lungs (:meth:`LungMasks.regions`) and each of ``regions``.
+
+    Parameters
+    ----------
+    volume
+        HU array ``(Z, Y, X)``.
+    lungs, lesions
+        Masks on the same grid.
+    spacing
+        Voxel size ``(z, y, x)`` in mm.
+    z_positions_mm, source_files
+        Per slice: patient z of the slice centre and the file it came from.
+    regions
+        Lobes or zones (:class:`pneumolens.analysis.Regions`); each named region is quantified
+        after the lung regions, in label order.
+    """
     if lesions.labels.shape != volume.shape or lungs.labels.shape != volume.shape:
         raise ValueError(
             f"volume {volume.shape}, lungs {lungs.labels.shape} and lesions {lesions.labels.shape} differ"
         )
+    if regions is not None and regions.labels.shape != volume.shape:
+        raise ValueError(f"regions {regions.labels.shape} and volume {volume.shape} differ")
     if len(z_positions_mm) != volume.shape[0]:
         raise ValueError(f"need one z position per slice: {len(z_positions_mm)} for {volume.shape[0]} slices")
     voxel_ml = float(np.prod(spacing)) / 1000.0
     # Everything is counted inside the lungs: crop the plane to them once (a 3-5x speed-up).
     box = _in_plane_box(lungs.labels > 0)
-    volume, lung_labels = volume[box], lungs.labels[box]
+    volume = volume[box]
+    cropped = LungMasks(lungs.labels[box], lungs.airways[box])
     lesions = LesionMasks(lesions.labels[box], lesions.probability[box], lesions.method)
-    lung_union = lung_labels > 0
-    regions = {"right_lung": lung_labels == RIGHT_LUNG, "left_lung": lung_labels == LEFT_LUNG, "lungs": lung_union}
-    regions.update({name: mask[box] for name, mask in (extra_regions or {}).items()})
+    named = cropped.regions()
+    if regions is not None:
+        named += [(name, mask[box]) for name, mask in regions.masks()]
     return Findings(
-        regions=tuple(
-            region_findings(name, mask, volume, lesions.labels, voxel_ml=voxel_ml) for name, mask in regions.items()
-        ),
+        regions=tuple(region_findings(name, mask, volume, lesions.labels, voxel_ml=voxel_ml) for name, mask in named),
         slices=slice_profile(
-            lung_union, lesions, voxel_ml=voxel_ml, z_positions_mm=z_positions_mm, source_files=source_files
+            cropped.union, lesions, voxel_ml=voxel_ml, z_positions_mm=z_positions_mm, source_files=source_files
         ),
     )

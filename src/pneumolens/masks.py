@@ -11,6 +11,11 @@ LEFT_LUNG = 2
 GGO = 1
 CONSOLIDATION = 2
 
+#: Side of each lung label; the lung regions of the findings are called ``"<side>_lung"``.
+LUNG_SIDES: dict[int, str] = {RIGHT_LUNG: "right", LEFT_LUNG: "left"}
+#: Name of the region made of both lungs.
+WHOLE_LUNGS = "lungs"
+
 
 @dataclass(frozen=True)
 class LungMasks:
@@ -40,6 +45,11 @@ class LungMasks:
     @property
     def union(self) -> np.ndarray:
         return self.labels > 0
+
+    def regions(self) -> list[tuple[str, np.ndarray]]:
+        """``(name, mask)`` of each lung (``"right_lung"``, ``"left_lung"``), then both (``"lungs"``)."""
+        per_lung = [(f"{side}_lung", self.labels == label) for label, side in LUNG_SIDES.items()]
+        return per_lung + [(WHOLE_LUNGS, self.union)]
 
     def with_added(self, voxels: np.ndarray) -> LungMasks:
         """These lungs plus ``voxels`` (bool, same shape), each given the label of the nearest lung.

@@ -10,15 +10,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from pneumolens.analysis import Analysis
 from pneumolens.anatomy import segment_lungs
 from pneumolens.config import Config
-from pneumolens.findings import Findings, quantify
+from pneumolens.findings import quantify
 from pneumolens.io import CTScan
 from pneumolens.lesions import segment_lesions
-from pneumolens.masks import LesionMasks, LungMasks
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +26,6 @@ STAGES = ("read", "lungs", "lesions", "findings")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything one analysis produced, on the canonical grid of ``scan``."""
-
-    scan: CTScan
-    config: Config
-    lungs: LungMasks
-    lesions: LesionMasks
-    findings: Findings
-    warnings: tuple[str, ...]
-    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 class _Timer:

@@ -249,32 +249,28 @@ def test_synthetic_cohort_tables_and_figures(cohort_study: Path):
     assert "Table 2" in html and "Table 3" in html and "<table>" in html
 
 
-def test_rerun_into_existing_folder_replaces_files(cohort_csv: Path, tmp_path: Path):
+def test_rerun_into_used_folder_needs_overwrite_and_leaves_no_stale_file(cohort_csv: Path, tmp_path: Path, capsys):
+    """The one --out rule: a used folder is refused, and --overwrite replaces it as a whole
+    (a first run's table3 and comparisons must not stay beside the second run's report.json)."""
     out = tmp_path / "again"
-    args = [
-        "evaluate",
-        str(cohort_csv),
-        "--truth",
-        "diagnosis",
-        "--positive",
-        "covid",
-        "--negative",
-        "normal",
-        "--score",
-        "model_a",
-        "--out",
-        str(out),
-    ]
-    assert main(args) == 0
+    common = ["evaluate", str(cohort_csv), "--truth", "diagnosis", "--positive", "covid", "--negative", "normal"]
+    first_args = [*common, "--score", "model_a", "--score", "model_b", "--subgroup", "sex", "--out", str(out)]
+    assert main(first_args) == 0
+    assert (out / "table3.csv").is_file() and (out / "comparisons.csv").is_file()
     first = json.loads((out / "report.json").read_text())
-    assert main([*args[:-2], "--threshold", "0.5", "--out", str(out)]) == 0
+    second_args = [*common, "--score", "model_a", "--threshold", "0.5", "--out", str(out)]
+
+    assert main(second_args) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert json.loads((out / "report.json").read_text()) == first  # untouched
+
+    assert main([*second_args, "--overwrite"]) == 0
     second = json.loads((out / "report.json").read_text())
     assert first["tasks"][0]["operating_point"]["rule"] == "youden"
-    assert second["tasks"][0]["operating_point"] == {
-        **second["tasks"][0]["operating_point"],
-        "rule": "fixed",
-        "threshold": 0.5,
-    }
+    assert second["tasks"][0]["operating_point"]["rule"] == "fixed"
+    assert second["tasks"][0]["operating_point"]["threshold"] == 0.5
+    names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert not {"table3.csv", "table3.md", "comparisons.csv", "comparisons.md"} & names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".again.")]  # no staging left
 
 

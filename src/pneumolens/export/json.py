@@ -10,23 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumolens import __version__
+from pneumolens.analysis import finite_or_none
+from pneumolens.masks import LUNG_SIDES
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 #: Bump the minor version when adding keys, the major version when changing or removing them.
 SCHEMA_VERSION = "1.0"
-
-
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN: empty-region ratios (NaN by our rule) become ``null``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
 
 
 def _round(value: float, digits: int = 3) -> float:
@@ -37,7 +28,8 @@ def analysis_to_dict(analysis: Analysis, *, outputs: dict[str, str] | None = Non
     """The JSON-ready dictionary of ``analysis`` (schema :data:`SCHEMA_VERSION`)."""
     info = analysis.scan.info
     f = analysis.findings
-    right, left, both = f.region("right_lung"), f.region("left_lung"), f.region("lungs")
+    both = f.whole_lungs
+    per_lung = {side: f.region(f"{side}_lung") for side in LUNG_SIDES.values()}
     result = {
         "schema_version": SCHEMA_VERSION,
         "generator": {"name": "pneumolens", "version": __version__},
@@ -62,8 +54,7 @@ def analysis_to_dict(analysis: Analysis, *, outputs: dict[str, str] | None = Non
             "skipped": [asdict(s) for s in info.skipped],
         },
         "lungs": {
-            "right_ml": _round(right.volume_ml, 1),
-            "left_ml": _round(left.volume_ml, 1),
+            **{f"{side}_ml": _round(lung.volume_ml, 1) for side, lung in per_lung.items()},
             "total_ml": _round(both.volume_ml, 1),
             "mean_hu": _round(both.mean_hu, 1),
         },
@@ -74,8 +65,10 @@ def analysis_to_dict(analysis: Analysis, *, outputs: dict[str, str] | None = Non
             "ggo_ml": _round(both.ggo_ml, 2),
             "consolidation_ml": _round(both.consolidation_ml, 2),
             "mean_hu": _round(both.lesion_mean_hu, 1),
-            "right": {"volume_ml": _round(right.lesion_ml, 2), "percent": _round(right.lesion_percent, 3)},
-            "left": {"volume_ml": _round(left.lesion_ml, 2), "percent": _round(left.lesion_percent, 3)},
+            **{
+                side: {"volume_ml": _round(lung.lesion_ml, 2), "percent": _round(lung.lesion_percent, 3)}
+                for side, lung in per_lung.items()
+            },
         },
         "regions": [asdict(r) for r in f.regions],
         "slices": [asdict(s) for s in f.slices],
@@ -83,7 +76,7 @@ def analysis_to_dict(analysis: Analysis, *, outputs: dict[str, str] | None = Non
         "timings_s": dict(analysis.timings_s),
         "outputs": dict(outputs or {}),
     }
-    return _finite_or_none(result)
+    return finite_or_none(result)
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:

@@ -13,7 +13,7 @@ from pneumolens.export.figures import key_slice_indices, render_profile, render_
 from pneumolens.findings import HU_BANDS
 
 if TYPE_CHECKING:
-    from pneumolens.pipeline import Analysis
+    from pneumolens.analysis import Analysis
 
 
 def _fmt(value: Any, digits: int) -> str:

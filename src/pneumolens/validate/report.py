@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
+from pneumolens.export.writer import files_in, output_dir
 from pneumolens.validate.figures import CurveSpec, plot_rocs
 from pneumolens.validate.study import StudyResult, report_dict
 from pneumolens.validate.tables import (
@@ -129,8 +128,11 @@ def _html(study: StudyResult, report: dict, tables: dict[str, list], figures: li
     )
 
 
-def write_study(study: StudyResult, out: str | Path) -> list[Path]:
-    """Write every output of ``study`` into folder ``out`` (created if needed).
+def write_study(study: StudyResult, out: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Write every output of ``study`` into folder ``out``.
+
+    Through :func:`pneumolens.export.writer.output_dir`: ``out`` must be new or empty, or is
+    replaced as a whole with ``overwrite`` (no stale tables of an earlier run stay behind).
 
     Files: ``report.json``, ``table2.csv/.md``, ``table3.csv/.md`` (with subgroups),
     ``comparisons.csv/.md`` (with several scores), ``figures/roc_*.png/.svg``, ``report.html``.
@@ -140,9 +142,7 @@ def write_study(study: StudyResult, out: str | Path) -> list[Path]:
     list of Path
         The files written, under ``out``.
     """
-    out = Path(out)
-    tmp = staging_dir(out)
-    try:
+    with output_dir(out, overwrite=overwrite) as tmp:
         report = report_dict(study)
         (tmp / "report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False), encoding="utf-8"
@@ -163,26 +163,4 @@ def write_study(study: StudyResult, out: str | Path) -> list[Path]:
             )
         figures = _figures(study, tmp / "figures")
         (tmp / "report.html").write_text(_html(study, report, tables, figures), encoding="utf-8")
-        return publish(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def staging_dir(out: Path) -> Path:
-    """A fresh temporary folder beside ``out`` (same file system, so moving is a rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
-def publish(tmp: Path, out: Path) -> list[Path]:
-    """Move the finished files from ``tmp`` into ``out`` (replacing files of the same name)."""
-    if not out.exists():
-        tmp.rename(out)
-        return sorted(p for p in out.rglob("*") if p.is_file())
-    written = []
-    for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
-        dst = out / src.relative_to(tmp)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        src.replace(dst)
-        written.append(dst)
-    return written
+    return files_in(out)

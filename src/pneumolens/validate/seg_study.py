@@ -10,15 +10,15 @@ equal.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from pneumolens.analysis import finite_or_none
 from pneumolens.errors import InputError
-from pneumolens.validate.report import publish, staging_dir
+from pneumolens.export.writer import files_in, output_dir
 from pneumolens.validate.segmentation import (
     METRICS,
     MetricSummary,
@@ -215,14 +215,16 @@ def _fmt_summary(s: MetricSummary, digits: int) -> dict[str, str]:
 
 
 def _clean(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+    return finite_or_none(float(x))
 
 
-def write_seg_study(study: SegStudy, out: str | Path) -> list[Path]:
-    """Write ``per_case.csv``, ``summary.csv``, ``summary.md`` and ``seg_report.json`` into ``out``."""
-    out = Path(out)
-    tmp = staging_dir(out)
-    try:
+def write_seg_study(study: SegStudy, out: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Write ``per_case.csv``, ``summary.csv``, ``summary.md`` and ``seg_report.json`` into ``out``.
+
+    Through :func:`pneumolens.export.writer.output_dir` (new or empty ``out``, or replaced as a
+    whole with ``overwrite``; nothing partial on failure).
+    """
+    with output_dir(out, overwrite=overwrite) as tmp:
         per_case = [
             {
                 "case": c.name,
@@ -280,6 +282,4 @@ def write_seg_study(study: SegStudy, out: str | Path) -> list[Path]:
         (tmp / "seg_report.json").write_text(
             json.dumps(report, indent=2, allow_nan=False), encoding="utf-8"
         )
-        return publish(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return files_in(out)

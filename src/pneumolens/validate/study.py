@@ -177,7 +177,7 @@ class ScoreColumn:
     non_numeric: int
 
 
-def _norm(value: object) -> str:
+def norm_value(value: object) -> str:
     """Canonical text of a truth value (``1.0`` read by pandas and ``1`` compare equal)."""
     text = str(value).strip()
     try:
@@ -276,7 +276,7 @@ def default_tasks(
     where: str | Path | None,
 ) -> list[TaskSpec]:
     """Tasks implied by ``--truth/--positive/--negative/--reference``."""
-    classes = sorted({_norm(v) for v in table[truth].dropna()})
+    classes = sorted({norm_value(v) for v in table[truth].dropna()})
     tasks: list[TaskSpec] = []
     if positive:
         unknown = [p for p in positive + (negative or ()) if p not in classes]
@@ -400,7 +400,7 @@ NAN2 = (float("nan"), float("nan"))
 
 def _task_labels(table: pd.DataFrame, spec: TaskSpec) -> np.ndarray:
     """1 positive, 0 negative, -1 not in the task (other value or missing truth)."""
-    values = table[spec.column].map(lambda v: None if pd.isna(v) else _norm(v))
+    values = table[spec.column].map(lambda v: None if pd.isna(v) else norm_value(v))
     pos = values.isin(spec.positives).to_numpy()
     if spec.negatives is None:
         neg = values.notna().to_numpy() & ~pos

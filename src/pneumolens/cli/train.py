@@ -1,4 +1,4 @@
-"""``pneumolens train lesions --config FILE [--resume] [--export-to PATH]``.
+"""``pneumolens train lesions --config FILE [--resume] [--export-only]``.
 
 Trains the recipe, exports the best checkpoint to ONNX, checks ONNX against torch, and writes the
 model's JSON sidecar (checksum, normalisation, classes, data summary). Needs the ``train`` extra.

@@ -7,6 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+from pneumolens.cli.options import (
+    add_model_options,
+    add_output_options,
+    add_progress_option,
+    tell,
+)
 from pneumolens.config import DEFAULT_METHOD
 
 
@@ -18,14 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analysis.json, NIfTI masks and an HTML report.",
     )
     p.add_argument("input", nargs="+", type=Path, help="DICOM folder, zip, DICOM files, or a NIfTI/NRRD/MHA file")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created; must be new or empty)")
+    add_output_options(p)
     p.add_argument("--method", choices=("model", "density"), default=None,
                    help=f"lesion method (default: {DEFAULT_METHOD})")
-    p.add_argument("--weights", type=Path, default=None, help="ONNX lesion weights to use instead of the shipped ones")
-    p.add_argument("--threads", type=int, default=0, help="threads for model inference (0: all cores)")
+    add_model_options(p)
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")
-    p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    add_progress_option(p)
     p.set_defaults(func=run)
 
 
@@ -45,7 +49,8 @@ def _method(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from pneumolens.config import Config
-    from pneumolens.export.outputs import check_out_dir, write_outputs
+    from pneumolens.export.outputs import write_outputs
+    from pneumolens.export.writer import check_out_dir
     from pneumolens.pipeline import STAGES, analyze_path
 
     check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
@@ -72,11 +77,10 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     lesions = data["lesions"]
-    print(
+    tell(
         f"lungs {data['lungs']['total_ml']:.0f} mL; lesions {lesions['volume_ml']:.1f} mL "
         f"({lesions['percent_of_lungs']:.2f} % of lungs; GGO {lesions['ggo_ml']:.1f} mL, "
-        f"consolidation {lesions['consolidation_ml']:.1f} mL) [{lesions['method']}] -> {args.out}",
-        file=sys.stderr,
+        f"consolidation {lesions['consolidation_ml']:.1f} mL) [{lesions['method']}] -> {args.out}"
     )
     if args.json:
         json.dump(data, sys.stdout, indent=2)

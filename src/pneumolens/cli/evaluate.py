@@ -1,4 +1,4 @@
-"""``pneumolens evaluate`` (ROC study from a CSV) and ``pneumolens evaluate-seg`` (masks)."""
+"""``pneumolens evaluate CASES.csv --truth COL --score COL --out DIR``: a diagnostic accuracy study."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from pneumolens.cli.options import add_output_options, tell
 from pneumolens.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ subgroups: COLUMN (each value a group) or COLUMN:<=40,>40 (numeric bins).
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``evaluate`` and ``evaluate-seg`` sub-commands."""
+    """Add the ``evaluate`` sub-command."""
     p = subparsers.add_parser(
         "evaluate",
         help="ROC/AUC study from a CSV of cases (pROC-conformant), with tables and figures",
@@ -126,48 +127,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="error on missing or non-numeric scores instead of dropping them",
     )
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    add_output_options(p)
     p.set_defaults(func=run_evaluate)
 
-    s = subparsers.add_parser(
-        "evaluate-seg",
-        help="Dice, IoU, sensitivity, precision, HD95 of predicted masks against truth masks",
-        description="Pairs NIfTI or PNG masks by file name and writes per_case.csv, summary.csv/.md and seg_report.json.",
-    )
-    s.add_argument(
-        "--pred", required=True, type=Path, metavar="DIR", help="folder of predicted masks"
-    )
-    s.add_argument("--truth", required=True, type=Path, metavar="DIR", help="folder of truth masks")
-    s.add_argument(
-        "--label",
-        action="append",
-        type=int,
-        default=None,
-        metavar="VALUE",
-        help="label value to evaluate (repeat; default: any non-zero)",
-    )
-    s.add_argument(
-        "--spacing", metavar="Z,Y,X", help="voxel spacing in mm, overriding the files (PNG: Y,X)"
-    )
-    s.add_argument(
-        "--both-empty",
-        choices=["one", "nan"],
-        default="one",
-        help="score when truth and prediction are both empty (default one)",
-    )
-    s.add_argument(
-        "--strict", action="store_true", help="error when a case lacks its prediction or truth"
-    )
-    s.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    s.set_defaults(func=run_evaluate_seg)
 
 
 def _values(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    from pneumolens.validate.study import _norm
+    from pneumolens.validate.study import norm_value
 
-    values = tuple(_norm(v) for v in text.split(",") if v.strip())
+    values = tuple(norm_value(v) for v in text.split(",") if v.strip())
     if not values:
         raise InputError(f"empty value list {text!r}")
     return values
@@ -183,6 +153,7 @@ def _threshold(text: str) -> str | float:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from pneumolens.export.writer import check_out_dir
     from pneumolens.validate.report import write_study
     from pneumolens.validate.study import (
         StudyOptions,
@@ -194,6 +165,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         run_study,
     )
 
+    check_out_dir(args.out, overwrite=args.overwrite)  # before the work, not after
     options = StudyOptions(
         threshold=_threshold(args.threshold),
         direction=args.direction,
@@ -249,40 +221,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 s.missing,
                 s.non_numeric,
             )
-    written = write_study(study, args.out)
-    print(
-        f"pneumolens evaluate: {len(study.tasks)} task x score result(s), {len(written)} file(s) in {args.out}"
-    )
-    return 0
-
-
-def run_evaluate_seg(args: argparse.Namespace) -> int:
-    from pneumolens.validate.seg_study import evaluate_folders, write_seg_study
-
-    spacing = None
-    if args.spacing:
-        try:
-            spacing = tuple(float(v) for v in args.spacing.split(","))
-        except ValueError:
-            raise InputError(
-                f"--spacing must be numbers separated by commas, got {args.spacing!r}"
-            ) from None
-    study = evaluate_folders(
-        args.pred,
-        args.truth,
-        labels=args.label,
-        spacing=spacing,
-        both_empty=args.both_empty,
-        strict=args.strict,
-    )
-    if study.only_pred or study.only_truth:
-        log.warning(
-            "%d truth file(s) without prediction and %d prediction(s) without truth were left out",
-            len(study.only_truth),
-            len(study.only_pred),
-        )
-    written = write_seg_study(study, args.out)
-    print(
-        f"pneumolens evaluate-seg: {len({c.name for c in study.cases})} case(s), {len(written)} file(s) in {args.out}"
-    )
+    written = write_study(study, args.out, overwrite=args.overwrite)
+    tell(f"pneumolens evaluate: {len(study.tasks)} task x score result(s), {len(written)} file(s) in {args.out}")
     return 0
