@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens.export.writer import check_out_dir
     from pneumolens.pipeline import STAGES, analyze_path
 
-    check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
+    check_out_dir(args.out, overwrite=args.overwrite, inputs=args.input)  # fail before minutes of work
     config = Config(method=_method(args), lesion_weights=args.weights, threads=args.threads)
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         analysis = analyze_path(source, config, progress=progress)
         progress("writing outputs", len(STAGES), len(STAGES))
-        data = write_outputs(analysis, args.out, overwrite=args.overwrite)
+        data = write_outputs(analysis, args.out, overwrite=args.overwrite, inputs=args.input)
     finally:
         if bar is not None:
             bar.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +22,15 @@ OUTPUT_FILES = {
 }
 
 
-def write_outputs(analysis: Analysis, out_dir: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+def write_outputs(
+    analysis: Analysis, out_dir: str | Path, *, overwrite: bool = False, inputs: Sequence[str | Path] = ()
+) -> dict[str, Any]:
     """Write analysis.json, masks (NIfTI, patient space) and report.html to ``out_dir``.
 
     Written through :func:`pneumolens.export.writer.output_dir` (one rule for ``out_dir`` and
     ``overwrite``; nothing partial on failure). Returns the ``analysis.json`` dictionary.
     """
-    with output_dir(out_dir, overwrite=overwrite) as tmp:
+    with output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         affine = analysis.scan.affine
         write_mask_nifti(analysis.lungs.labels, affine, tmp / OUTPUT_FILES["lungs_mask"])
         write_mask_nifti(analysis.lesions.labels, affine, tmp / OUTPUT_FILES["lesions_mask"])
