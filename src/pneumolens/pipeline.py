@@ -97,15 +97,24 @@ def analyze(
 
 
 def analyze_path(
-    path: str | Path, config: Config | None = None, *, progress: ProgressCallback | None = None
+    path: str | Path,
+    config: Config | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    series: str | None = None,
+    patient: str | None = None,
 ) -> Analysis:
-    """Read ``path`` (any input :func:`pneumolens.io.load_scan` accepts) and analyse it."""
+    """Read ``path`` (any input :func:`pneumolens.io.load_scan` accepts) and analyse it.
+
+    ``series`` / ``patient`` pick one series (SeriesInstanceUID) or patient (PatientID) of an
+    input that holds several patients or studies (refused otherwise).
+    """
     from pneumolens.io import load_scan
 
     timings: dict[str, float] = {}
     timer = _Timer(progress, timings)
     with timer.stage("read"):
-        scan = load_scan(path)
+        scan = load_scan(path, series=series, patient=patient)
     return analyze(scan, config, progress=progress, timings=timings)
 
 

@@ -105,8 +105,8 @@ def test_a_second_run_into_the_same_output_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pneumolens.export.writer import check_out_dir; "
-         f"check_out_dir({str(out)!r}); print('locked', flush=True); time.sleep(60)"],
+         ("import sys, time; from pneumolens.export.writer import check_out_dir; "
+          f"check_out_dir({str(out)!r}); print('locked', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=SRC),
     )
     try:
@@ -125,10 +125,10 @@ def test_a_staging_folder_left_by_sigkill_is_removed_at_the_next_run(tmp_path):
     out = tmp_path / "out"
     writer = subprocess.Popen(
         [sys.executable, "-c",
-         "import time; from pneumolens.export.writer import output_dir\n"
-         f"with output_dir({str(out)!r}) as tmp:\n"
-         "    (tmp / 'lungs.nii.gz').write_bytes(b'x' * 1000)\n"
-         "    print(tmp, flush=True); time.sleep(60)\n"],
+         ("import time; from pneumolens.export.writer import output_dir\n"
+          f"with output_dir({str(out)!r}) as tmp:\n"
+          "    (tmp / 'lungs.nii.gz').write_bytes(b'x' * 1000)\n"
+          "    print(tmp, flush=True); time.sleep(60)\n")],
         stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=SRC),
     )
     staging = Path(writer.stdout.readline().strip())
@@ -171,3 +171,20 @@ def test_ctrl_c_and_sigterm_during_a_zip_input_leave_nothing(tmp_path, sig, code
 
 
 
+
+
+def test_two_patients_in_one_folder_exit_2_unless_series_picks_one(tmp_path, capsys):
+    import pydicom
+
+    folder = tmp_path / "two"
+    _slices(folder / "a")
+    _slices(folder / "b")
+    for path in (folder / "b").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "OTHER", "1.2.3.4", "1.2.3.5"
+        ds.save_as(path)
+    code, err = _analyze(capsys, folder, "--out", tmp_path / "out")
+    assert code == 2 and "2 patient(s) and 2 study(ies)" in err and "OTHER" not in err
+    code, err = _analyze(capsys, folder, "--out", tmp_path / "out", "--series", "1.2.3.5")
+    assert code == 0, err
+    assert (tmp_path / "out" / "analysis.json").is_file()

@@ -105,11 +105,11 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
 
 def run(seconds: float, seed: int, *, max_inputs: int | None = None) -> dict[str, object]:
     """Fuzz for ``seconds``; returns counts and the crashes found."""
+    import numpy as np
+
     from pneumolens.errors import InputError
     from pneumolens.io import load_scan
     from pneumolens.io.dicom_headers import lenient_pydicom
-
-    import numpy as np
 
     rng = random.Random(seed)
     results = {"tried": 0, "scans": 0, "identical": 0, "few_voxels_differ": 0, "input_errors": 0,

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from pneumolens.errors import InputError
-from pneumolens.io import load_scan
-from pneumolens.io import archive
+from pneumolens.io import archive, load_scan
 from pneumolens.tempfiles import MARKER, clean_stale, make_marked_dir, marked_temp_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -292,7 +291,7 @@ def test_stale_folders_of_a_killed_run_are_removed_by_marker_and_age(tmp_path):
     import sys
     import time
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     killed = make_marked_dir("pneumolens-zip-", tmp_path)
     info = json.loads((killed / MARKER).read_text())
     (killed / MARKER).write_text(json.dumps(info | {"pid": int(dead.stdout)}))

@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("model", "density"), default=None,
                    help=f"lesion method (default: {DEFAULT_METHOD})")
     add_model_options(p)
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to analyse when the input holds several patients or studies")
+    p.add_argument("--patient", default=None, metavar="ID",
+                   help="PatientID to analyse when the input holds several patients")
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
     add_progress_option(p)
     p.set_defaults(func=run)
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        analysis = analyze_path(source, config, progress=progress)
+        analysis = analyze_path(source, config, progress=progress, series=args.series, patient=args.patient)
         progress("writing outputs", len(STAGES), len(STAGES))
         data = write_outputs(analysis, args.out, overwrite=args.overwrite, inputs=args.input)
     finally:

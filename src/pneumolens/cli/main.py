@@ -126,7 +126,7 @@ def terminate_as_exception() -> Iterator[None]:
         yield
         return
 
-    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+    def handler(signum, frame):
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)

@@ -43,7 +43,6 @@ from pathlib import Path
 from pneumolens.errors import InputError
 from pneumolens.tempfiles import MARKER, clean_stale, make_marked_dir
 
-
 #: Marker file inside every output folder: ``--overwrite`` deletes only folders that hold it.
 OUTPUT_MARKER = ".pneumolens-output"
 #: Free space required beside ``--out`` when the command does not say: P002's analysis outputs
@@ -146,8 +145,8 @@ def _check_not_an_input(out: Path, inputs: Sequence[str | Path]) -> None:
 def _check_writable(existing: Path, out: Path) -> None:
     """Create and remove a file where ``out`` will be made (read-only mounts fail here)."""
     try:
-        probe = tempfile.NamedTemporaryFile(prefix=".pneumolens-probe-", dir=existing)
-        probe.close()
+        with tempfile.NamedTemporaryFile(prefix=".pneumolens-probe-", dir=existing):
+            pass
     except OSError as exc:
         raise InputError(
             f"the output location is not writable ({exc.strerror or exc})",
