@@ -22,19 +22,52 @@ OUTPUT_FILES = {
 }
 
 
+#: Names in ``outputs`` of the DICOM files written with ``dicom=True`` (docs/dicom-outputs.md).
+DICOM_OUTPUT_FILES = {
+    "dicom_seg": "dicom/seg.dcm",
+    "dicom_sr": "dicom/sr.dcm",
+    "dicom_sc": "dicom/sc",
+}
+
+
 def write_outputs(
-    analysis: Analysis, out_dir: str | Path, *, overwrite: bool = False, inputs: Sequence[str | Path] = ()
+    analysis: Analysis,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    dicom: bool = False,
+    inputs: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Write analysis.json, masks (NIfTI, patient space) and report.html to ``out_dir``.
 
+    With ``dicom``, also the DICOM SEG, TID 1500 SR and secondary captures under
+    ``out_dir/dicom/`` (:func:`pneumolens.export.dicom.write_dicom_outputs`; an
+    :class:`~pneumolens.errors.InputError` for a scan not read from DICOM, before anything is
+    written).
+
     Written through :func:`pneumolens.export.writer.output_dir` (one rule for ``out_dir`` and
-    ``overwrite``; nothing partial on failure). Returns the ``analysis.json`` dictionary.
+    ``overwrite``; nothing partial on failure; ``out_dir`` may not overlap ``inputs``). Returns
+    the ``analysis.json`` dictionary.
     """
+    from pneumolens.export.report import key_images
+
+    outputs = dict(OUTPUT_FILES)
+    images = None
+    if dicom:
+        from pneumolens.export.dicom_common import require_dicom_source
+
+        require_dicom_source(analysis)  # refuse before the output folder is touched
+        outputs.update(DICOM_OUTPUT_FILES)
     with output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         affine = analysis.scan.affine
         write_mask_nifti(analysis.lungs.labels, affine, tmp / OUTPUT_FILES["lungs_mask"])
         write_mask_nifti(analysis.lesions.labels, affine, tmp / OUTPUT_FILES["lesions_mask"])
-        data = analysis_to_dict(analysis, outputs=OUTPUT_FILES)
+        if dicom:
+            from pneumolens.export.dicom import write_dicom_outputs
+
+            images = key_images(analysis)  # rendered once for the report and the secondary captures
+            write_dicom_outputs(analysis, tmp / "dicom", images=images)
+        data = analysis_to_dict(analysis, outputs=outputs)
         write_json(data, tmp / OUTPUT_FILES["analysis"])
-        write_report(analysis, data, tmp / OUTPUT_FILES["report"])
+        write_report(analysis, data, tmp / OUTPUT_FILES["report"], images=images)
     return data

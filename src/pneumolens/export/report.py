@@ -49,8 +49,14 @@ def key_images(analysis: Analysis) -> list[dict[str, str]]:
     return [{"png": base64.b64encode(i["png"]).decode("ascii"), "caption": i["caption"]} for i in images]
 
 
-def write_report(analysis: Analysis, data: dict[str, Any], path: str | Path) -> Path:
-    """Render the HTML report for ``analysis`` whose JSON dictionary is ``data``."""
+def write_report(
+    analysis: Analysis, data: dict[str, Any], path: str | Path, *, images: list[dict[str, str]] | None = None
+) -> Path:
+    """Render the HTML report for ``analysis`` whose JSON dictionary is ``data``.
+
+    ``images``: the :func:`key_images` when already rendered (the DICOM secondary captures use
+    the same ones).
+    """
     import jinja2
 
     env = jinja2.Environment(
@@ -58,7 +64,7 @@ def write_report(analysis: Analysis, data: dict[str, Any], path: str | Path) -> 
         autoescape=jinja2.select_autoescape(["html"]),
     )
     html = env.get_template("report.html").render(
-        d=data, images=key_images(analysis), bands=[b[0] for b in HU_BANDS], fmt=_fmt
+        d=data, images=key_images(analysis) if images is None else images, bands=[b[0] for b in HU_BANDS], fmt=_fmt
     )
     path = Path(path)
     path.write_text(html, encoding="utf-8")

@@ -1,0 +1,193 @@
+"""DICOM SEG, TID 1500 SR and secondary captures: read back with highdicom and pydicom, frame by
+frame against the NIfTI masks, numbers against analysis.json, and checked by dciodvfy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from dicom_helpers import analysis_of, nifti_values_on_planes, require_executable, seg_frames, sr_groups
+
+from pneumolens.errors import InputError
+from pneumolens.export.dicom import write_dicom_outputs
+from pneumolens.export.dicom_common import UID_ROOT
+from pneumolens.export.dicom_seg import segment_specs
+from pneumolens.export.json import analysis_to_dict
+from pneumolens.export.nifti import write_mask_nifti
+from pneumolens.io.dicom_source import PATIENT_KEYWORDS, STUDY_KEYWORDS
+
+ACQUISITIONS = ["axial", "reversed-z", "coronal"]
+
+
+def _write_all(analysis, out):
+    """What ``analyze --dicom`` writes: NIfTI masks, analysis.json and the DICOM outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_mask_nifti(analysis.lungs.labels, analysis.scan.affine, out / "lungs.nii.gz")
+    write_mask_nifti(analysis.lesions.labels, analysis.scan.affine, out / "lesions.nii.gz")
+    files = write_dicom_outputs(analysis, out / "dicom")
+    data = analysis_to_dict(analysis)
+    (out / "analysis.json").write_text(json.dumps(data))
+    return files, data
+
+
+@pytest.fixture(scope="module", params=ACQUISITIONS)
+def written(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    analysis = analysis_of(tmp / "series", request.param)
+    files, data = _write_all(analysis, tmp / "out")
+    return analysis, tmp / "out", files, data
+
+
+def check_seg_against_nifti(analysis, out):
+    """Every SEG frame equals the NIfTI mask on the source slice it references, no frame is
+    missing, and each frame carries that slice's own position and orientation."""
+    source = analysis.scan.info.dicom
+    by_uid = {uid: k for k, uid in enumerate(source.sop_instance_uids) if uid}
+    by_position = {tuple(np.round(p, 3)): k for k, p in enumerate(source.positions)}
+    specs = segment_specs(analysis)
+    planes = {name: nifti_values_on_planes(out / f"{name}.nii.gz", source) for name in ("lungs", "lesions")}
+    frames = seg_frames(out / "dicom" / "seg.dcm")
+    seen = set()
+    for frame in frames:
+        k = by_position[tuple(np.round(frame["position"], 3))]
+        if frame["source_uid"]:
+            assert by_uid[frame["source_uid"]] == k  # references the image at its own position
+        np.testing.assert_allclose(frame["orientation"], source.orientations[k], atol=1e-6)
+        spec = specs[frame["segment"] - 1]
+        expected = planes[spec.source][k] == spec.value
+        np.testing.assert_array_equal(frame["pixels"], expected, err_msg=f"{spec.key} on slice {k}")
+        seen.add((frame["segment"], k))
+    # empty frames are omitted, non-empty ones are all there
+    for number, spec in enumerate(specs, start=1):
+        present = {k for k in range(source.n_slices) if (planes[spec.source][k] == spec.value).any()}
+        assert present == {k for n, k in seen if n == number}, f"SEG frames of {spec.key}"
+    return frames
+
+
+def test_seg_frames_equal_the_nifti_masks(written):
+    analysis, out, _, _ = written
+    frames = check_seg_against_nifti(analysis, out)
+    assert {f["segment"] for f in frames} >= {1, 2}  # both lungs present
+
+
+def test_seg_reads_back_with_highdicom(written):
+    analysis, out, _, _ = written
+    seg = hd.seg.segread(out / "dicom" / "seg.dcm")
+    source = analysis.scan.info.dicom
+    assert seg.SegmentationType == "BINARY"
+    assert seg.FrameOfReferenceUID == source.frame_of_reference_uid
+    assert seg.StudyInstanceUID == source.study_instance_uid
+    assert seg.SeriesInstanceUID != source.series_instance_uid and seg.SeriesInstanceUID.startswith(UID_ROOT)
+    assert seg.SOPInstanceUID.startswith(UID_ROOT)
+    labels = [seg.get_segment_description(n).SegmentLabel for n in seg.segment_numbers]
+    assert labels == ["Right lung", "Left lung", "Ground-glass opacity", "Consolidation"]
+    right = seg.get_segment_description(1)
+    assert (right.SegmentedPropertyCategoryCodeSequence[0].CodeValue,
+            right.SegmentedPropertyTypeCodeSequence[0].CodeValue) == ("91723000", "3341006")
+    consolidation = seg.get_segment_description(4)
+    assert consolidation.SegmentedPropertyTypeCodeSequence[0].CodeValue == "95436008"
+    assert consolidation.SegmentAlgorithmType == "AUTOMATIC"
+    assert "pneumolens" in consolidation.SegmentAlgorithmName and seg.SoftwareVersions.startswith("pneumolens")
+    # highdicom's own source-image lookup gives the same pixels as the NIfTI lesion mask
+    uids = [u for u in source.sop_instance_uids]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[3, 4])
+    ggo = (analysis.lesions.labels == 1).sum()
+    cons = (analysis.lesions.labels == 2).sum()
+    assert pixels[..., 0].sum() == ggo and pixels[..., 1].sum() == cons
+
+
+def test_identity_is_the_sources_and_nothing_else(written):
+    analysis, out, files, _ = written
+    source = analysis.scan.info.dicom
+    header = source.datasets[0]
+    paths = [out.parent / "out" / f for kind in ("seg", "sr", "sc") for f in files[kind]]
+    assert len(files["sc"]) >= 2
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        for keyword in PATIENT_KEYWORDS + STUDY_KEYWORDS[:7]:
+            assert ds.get(keyword) == header.get(keyword) or (not ds.get(keyword) and not header.get(keyword)), keyword
+        assert ds.SeriesInstanceUID.startswith(UID_ROOT) and ds.SOPInstanceUID.startswith(UID_ROOT)
+        assert ds.Manufacturer == "pneumolens"
+        # nothing else from the source: not its equipment, kernel, series or instance identifiers
+        assert "ConvolutionKernel" not in ds and ds.get("StationName") is None
+        text = str(ds)
+        for value in (header.ManufacturerModelName, header.SeriesDescription, header.ConvolutionKernel):
+            assert str(value) not in text
+        assert source.series_instance_uid not in {ds.SeriesInstanceUID, ds.SOPInstanceUID}
+
+
+def test_sr_numbers_equal_analysis_json(written):
+    analysis, out, _, data = written
+    groups = sr_groups(out / "dicom" / "sr.dcm")
+    specs = segment_specs(analysis)
+    for region in data["regions"]:
+        group = groups[f"region {region['name']}"]
+        expected = {"118565006": region["volume_ml"], "112031": region["mean_hu"], "LESVOL": region["lesion_ml"],
+                    "LESPCT": region["lesion_percent"], "GGOVOL": region["ggo_ml"],
+                    "CONVOL": region["consolidation_ml"], "LESHU": region["lesion_mean_hu"]}
+        for code, value in expected.items():
+            if value is None:  # NaN in the analysis, null in JSON: left out of the SR
+                assert code not in group["numbers"]
+            else:
+                assert group["numbers"][code] == pytest.approx(value, rel=1e-9, abs=1e-9), (region["name"], code)
+        assert group["units"]["118565006"] == "ml" and group["units"]["112031"] == "[hnsf'U]"
+        assert group["units"]["LESPCT"] == "%"
+        keys = [s.key for s in specs]
+        if region["name"] in keys:  # the group references the region's own segment
+            assert group["segment"] == keys.index(region["name"]) + 1
+    sr = hd.sr.srread(out / "dicom" / "sr.dcm")
+    seg = pydicom.dcmread(out / "dicom" / "seg.dcm", stop_before_pixels=True)
+    evidence = {i.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence[0]
+                .ReferencedSeriesSequence for i in s.ReferencedSOPSequence}
+    assert seg.SOPInstanceUID in evidence
+    assert set(analysis.scan.info.dicom.sop_instance_uids) <= evidence
+
+
+def test_dciodvfy_reports_no_errors(written):
+    dciodvfy = require_executable("dciodvfy", why="DICOM conformance of SEG, SR and SC (Debian dicom3tools)")
+    _, out, files, _ = written
+    for kind in ("seg", "sr", "sc"):
+        for name in files[kind]:
+            result = subprocess.run([dciodvfy, str(out / name)], capture_output=True, text=True, timeout=120)
+            errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+            assert errors == [], f"{name}: {errors[:5]}"
+
+
+def test_volume_input_is_an_input_error(tmp_path):
+    from pneumolens.config import Config
+    from pneumolens.pipeline import analyze
+    from pneumolens.io.scan import scan_from_array
+    from dicom_helpers import phantom
+
+    p = phantom()
+    analysis = analyze(scan_from_array(p.volume, p.spacing), Config(method="density"))
+    with pytest.raises(InputError, match="DICOM outputs need a DICOM input"):
+        write_dicom_outputs(analysis, tmp_path / "dicom")
+    assert not (tmp_path / "dicom").exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_series_round_trip(shared_data, tmp_path):
+    """COVID-CT-MD P002 (JPEG-Lossless, no Frame of Reference or SOP Instance UIDs in the export):
+    SEG frames equal the NIfTI masks slice by slice, the SR numbers equal analysis.json."""
+    from pneumolens.config import Config
+    from pneumolens.io import load_scan
+    from pneumolens.pipeline import analyze
+
+    analysis = analyze(load_scan(shared_data / "covid_ct_md_P002" / "dicom"), Config(method="density"))
+    assert analysis.scan.info.dicom.frame_of_reference_uid is None  # the export lacks it: a new one is made
+    out = tmp_path / "out"
+    _, data = _write_all(analysis, out)
+    frames = check_seg_against_nifti(analysis, out)
+    assert {f["segment"] for f in frames} == {1, 2, 3, 4}
+    seg = pydicom.dcmread(out / "dicom" / "seg.dcm", stop_before_pixels=True)
+    assert seg.FrameOfReferenceUID.startswith(UID_ROOT)
+    groups = sr_groups(out / "dicom" / "sr.dcm")
+    lungs = next(r for r in data["regions"] if r["name"] == "lungs")
+    assert groups["region lungs"]["numbers"]["LESPCT"] == pytest.approx(lungs["lesion_percent"], rel=1e-9)
+    assert groups["region lungs"]["numbers"]["118565006"] == pytest.approx(lungs["volume_ml"], rel=1e-9)
