@@ -54,7 +54,7 @@ def draw_figure(analysis, slices: list[dict], labels: dict[str, int], path: Path
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from pneumolens.export.figures import LUNG_WINDOW
+    from pneumolens.models.preprocess import LUNG_WINDOW_HU as LUNG_WINDOW
 
     files = [s["source_file"] for s in slices]
     truth = np.array([labels[f] for f in files], dtype=bool)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG, LesionMasks, LungMasks
+from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG, LungMasks
 
 
 def _two_lungs() -> LungMasks:
@@ -39,7 +39,18 @@ def test_with_added_shape_mismatch_raises() -> None:
         _two_lungs().with_added(np.zeros((2, 2, 2), bool))
 
 
-def test_lesion_masks_check_lung_additions_shape() -> None:
-    labels = np.zeros((2, 3, 3), np.uint8)
-    with pytest.raises(ValueError, match="lung_additions"):
-        LesionMasks(labels, np.zeros(labels.shape, np.float32), "density", lung_additions=np.zeros((1, 1, 1), bool))
+def test_lesion_evidence_within_lungs_drops_outside_and_small_components() -> None:
+    from pneumolens.masks import LesionEvidence
+
+    lungs = _two_lungs()
+    labels = np.zeros(lungs.labels.shape, np.uint8)
+    labels[lungs.union] = 1
+    labels[~lungs.union] = 2
+    probability = np.full(labels.shape, 0.7, np.float32)
+    evidence = LesionEvidence(labels, probability, "model:x")
+    inside = evidence.within(lungs, (1.0, 1.0, 1.0))
+    assert not inside.labels[~lungs.union].any() and (inside.labels[lungs.union] == 1).all()
+    assert (inside.probability[~lungs.union] == 0).all()
+    np.testing.assert_array_equal(evidence.outside(lungs), ~lungs.union)
+    big = LesionEvidence(labels, probability, "model:x", min_component_ml=1e6)
+    assert not big.within(lungs, (1.0, 1.0, 1.0)).labels.any()

@@ -160,6 +160,8 @@ class Analysis:
         Messages for the reader (input and analysis), in the order they arose.
     timings_s
         Seconds per stage.
+    lung_added_ml
+        Volume lung completion added to the lung mask (dense lesion the mask had lost), mL.
     regions, scores, assessment, followup
         Slots of later stages; ``None`` when the stage did not run.
     """
@@ -171,6 +173,7 @@ class Analysis:
     findings: Findings
     warnings: tuple[str, ...]
     timings_s: dict[str, float] = field(default_factory=dict)
+    lung_added_ml: float = 0.0
     regions: Regions | None = None
     scores: Scores | None = None
     assessment: Assessment | None = None
@@ -198,6 +201,7 @@ class Analysis:
             },
             "method": self.lesions.method,
             "lungs_ml": both.volume_ml,
+            "lung_added_ml": self.lung_added_ml,
             "lesion_ml": both.lesion_ml,
             "lesion_percent": both.lesion_percent,
             "ggo_ml": both.ggo_ml,

@@ -8,6 +8,9 @@ from typing import Literal
 
 Method = Literal["density", "model"]
 
+#: The lesion methods, in the order offered to users (``--method``).
+METHODS: tuple[Method, ...] = ("model", "density")
+
 #: The lesion method used when none is asked for: the learned model only once it measured
 #: better than the density method on real data (docs/models/lesion_unet2d.md).
 DEFAULT_METHOD: Method = "model"
@@ -20,7 +23,8 @@ class Config:
     Attributes
     ----------
     method
-        Lesion method: ``"density"`` (HU bands) or ``"model"`` (shipped ONNX model).
+        Lesion method, one of :data:`METHODS`: ``"model"`` (shipped ONNX model) or
+        ``"density"`` (HU bands).
     lesion_weights
         Optional path to other ONNX lesion weights (``--weights``).
     threads
@@ -32,7 +36,7 @@ class Config:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        if self.method not in ("density", "model"):
-            raise ValueError(f"Config.method must be 'density' or 'model', got {self.method!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"Config.method must be one of {METHODS}, got {self.method!r}")
         if self.threads < 0:
             raise ValueError(f"Config.threads must be >= 0, got {self.threads}")

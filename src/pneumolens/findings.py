@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pneumolens.grid import bbox
 from pneumolens.masks import CONSOLIDATION, GGO, WHOLE_LUNGS, LesionMasks, LungMasks
 
 if TYPE_CHECKING:
@@ -116,19 +117,20 @@ def region_findings(
 
 
 def slice_profile(
-    lungs: np.ndarray,
+    lung_mask: np.ndarray,
     lesions: LesionMasks,
     *,
     voxel_ml: float,
     z_positions_mm: tuple[float, ...],
     source_files: tuple[str | None, ...] = (),
 ) -> tuple[SliceFindings, ...]:
-    """Per-slice lung and lesion counts along z (one entry per slice of the volume)."""
+    """Per-slice lung and lesion counts along z (one entry per slice of the volume); ``lung_mask``
+    is the boolean ``(Z, Y, X)`` union of the lungs."""
     labels = lesions.labels
-    lung_counts = np.count_nonzero(lungs, axis=(1, 2))
+    lung_counts = np.count_nonzero(lung_mask, axis=(1, 2))
     ggo_counts = np.count_nonzero(labels == GGO, axis=(1, 2))
     cons_counts = np.count_nonzero(labels == CONSOLIDATION, axis=(1, 2))
-    prob = np.where(lungs, lesions.probability, 0).max(axis=(1, 2), initial=0.0)
+    prob = np.where(lung_mask, lesions.probability, 0).max(axis=(1, 2), initial=0.0)
     files = source_files or (None,) * labels.shape[0]
     return tuple(
         SliceFindings(
@@ -148,10 +150,8 @@ def slice_profile(
 
 def _in_plane_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
     """All slices, and the y/x bounding box of ``mask`` (the whole plane when it is empty)."""
-    ys, xs = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-    if ys.size == 0:
-        return (slice(None),) * 3
-    return slice(None), slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+    box = bbox(mask.any(axis=0))
+    return (slice(None),) * 3 if box is None else (slice(None), *box)
 
 
 def quantify(

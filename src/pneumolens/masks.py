@@ -1,4 +1,4 @@
-"""Mask result objects shared by the anatomy and lesion stages."""
+"""Mask result objects shared by the anatomy, lesion, findings and export stages."""
 
 from __future__ import annotations
 
@@ -65,9 +65,10 @@ class LungMasks:
             return self
         from scipy import ndimage
 
+        from pneumolens.grid import bbox
+
         # Nearest lung label, computed in the box around the added voxels (plus a margin).
-        zs, ys, xs = (np.nonzero(add.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
-        box = tuple(slice(max(0, int(a[0]) - 8), int(a[-1]) + 9) for a in (zs, ys, xs))
+        box = bbox(add, margin=(8, 8, 8))
         sub = self.labels[box]
         if not sub.any():
             box, sub = tuple(slice(None) for _ in range(3)), self.labels
@@ -87,24 +88,76 @@ class LesionMasks:
     ``probability``: float32 lesion probability in [0, 1] (for the density method, a soft
     score derived from HU), same shape.
     ``method``: "density" or "model:<name>".
-    ``lung_additions``: bool mask of voxels the lesion step found to be lung that the lung mask
-    had lost (dense consolidation against the chest wall), or ``None``; the pipeline adds them
-    to the lungs (:meth:`LungMasks.with_added`).
     """
 
     labels: np.ndarray
     probability: np.ndarray
     method: str
-    lung_additions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.labels.dtype != np.uint8 or self.labels.ndim != 3:
             raise ValueError(f"LesionMasks.labels must be 3D uint8, got {self.labels.dtype} {self.labels.shape}")
         if self.probability.shape != self.labels.shape:
             raise ValueError("LesionMasks.probability must have the shape of labels")
-        if self.lung_additions is not None and self.lung_additions.shape != self.labels.shape:
-            raise ValueError("LesionMasks.lung_additions must have the shape of labels")
 
     @property
     def any(self) -> np.ndarray:
         return self.labels > 0
+
+
+@dataclass(frozen=True)
+class LesionEvidence:
+    """What a lesion method found before the lungs are final (see ``pipeline.analyze``).
+
+    The learned model looks at the whole lung box, so it also sees dense lesion just outside a
+    lung mask that lost it (consolidation against the chest wall); lung completion
+    (:func:`pneumolens.anatomy.complete_lungs`) decides which of it is lung, and
+    :meth:`within` then gives the lesions inside the final lungs.
+
+    ``labels``: uint8 class (1 GGO, 2 consolidation) of every voxel at or above the method's
+    threshold, not restricted to the lungs; ``probability``: float32 in [0, 1], not restricted;
+    ``method``: as in :class:`LesionMasks`; ``min_component_ml``: lesion components smaller than
+    this (mL, 26-connected) are dropped by :meth:`within`; ``box``: the part of the grid outside
+    which both arrays are 0 (``None``: all of it).
+    """
+
+    labels: np.ndarray
+    probability: np.ndarray
+    method: str
+    min_component_ml: float = 0.0
+    box: tuple[slice, slice, slice] | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels.dtype != np.uint8 or self.labels.ndim != 3:
+            raise ValueError(f"LesionEvidence.labels must be 3D uint8, got {self.labels.dtype} {self.labels.shape}")
+        if self.probability.shape != self.labels.shape:
+            raise ValueError("LesionEvidence.probability must have the shape of labels")
+
+    def outside(self, lungs: LungMasks) -> np.ndarray:
+        """Lesion voxels outside ``lungs`` (bool ``(Z, Y, X)``): candidates for lung completion."""
+        return (self.labels > 0) & (lungs.labels == 0)
+
+    def within(self, lungs: LungMasks, spacing: tuple[float, float, float]) -> LesionMasks:
+        """The lesions inside ``lungs``: labels and probability set to 0 outside them, then 3D
+        components smaller than ``min_component_ml`` removed."""
+        if lungs.labels.shape != self.labels.shape:
+            raise ValueError(f"lungs {lungs.labels.shape} and lesion evidence {self.labels.shape} differ")
+        box = self.box or (slice(None),) * 3
+        labels = np.zeros(self.labels.shape, dtype=np.uint8)
+        probability = np.zeros(self.probability.shape, dtype=np.float32)
+        lung = lungs.labels[box] > 0
+        labels[box] = remove_small_components(np.where(lung, self.labels[box], 0).astype(np.uint8), spacing,
+                                              self.min_component_ml)
+        probability[box] = self.probability[box] * lung
+        return LesionMasks(labels=labels, probability=probability, method=self.method)
+
+
+def remove_small_components(labels: np.ndarray, spacing: tuple[float, float, float], min_ml: float) -> np.ndarray:
+    """``labels`` without the 26-connected lesion components smaller than ``min_ml`` mL."""
+    if min_ml <= 0 or not labels.any():
+        return labels
+    import cc3d
+
+    min_voxels = int(np.ceil(min_ml * 1000.0 / float(np.prod(spacing))))
+    keep = cc3d.dust(labels > 0, threshold=min_voxels, connectivity=26, in_place=False)
+    return np.where(keep, labels, 0).astype(np.uint8)

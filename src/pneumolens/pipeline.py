@@ -9,20 +9,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
+from pneumolens import quality
 from pneumolens.analysis import Analysis
-from pneumolens.anatomy import segment_lungs
+from pneumolens.anatomy import complete_lungs, segment_lungs
 from pneumolens.config import Config
 from pneumolens.findings import quantify
 from pneumolens.io import CTScan
-from pneumolens.lesions import segment_lesions
+from pneumolens.lesions import predict_lesions
+from pneumolens.masks import LungMasks
 
 logger = logging.getLogger(__name__)
 
 #: Stages in order, as reported to a progress callback and in ``timings_s``.
-STAGES = ("read", "lungs", "lesions", "findings")
+STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "findings")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
@@ -47,39 +49,67 @@ def analyze(
     scan: CTScan,
     config: Config | None = None,
     *,
+    lungs: LungMasks | None = None,
     progress: ProgressCallback | None = None,
     timings: dict[str, float] | None = None,
 ) -> Analysis:
-    """Segment lungs and lesions in ``scan`` and quantify them.
+    """Check ``scan``, segment lungs and lesions, complete the lungs, and quantify.
+
+    The stages, in order (:data:`STAGES`):
+
+    1. ``checks``: :func:`pneumolens.quality.check_scan` (however the scan was made);
+    2. ``lungs``: :func:`pneumolens.anatomy.segment_lungs`;
+    3. ``lesions``: :func:`pneumolens.lesions.predict_lesions` (the configured method);
+    4. ``lung_completion``: :func:`pneumolens.anatomy.complete_lungs` adds dense lesion the lung
+       mask lost; the lesions are then taken inside these final lungs, which every later stage
+       (lobes, findings) sees;
+    5. ``findings``: :func:`pneumolens.findings.quantify`.
+
+    Parameters
+    ----------
+    scan
+        The CT on its canonical grid.
+    config
+        Settings (default :class:`Config`).
+    lungs
+        Lung masks to use instead of step 2 (evaluation against reference lung masks); lung
+        completion still runs on them.
+    progress
+        Called with ``(stage, index, total)`` as each stage starts.
+    timings
+        Filled with seconds per stage (also in ``Analysis.timings_s``).
 
     Raises
     ------
     pneumolens.errors.InputError
-        When the scan cannot be analysed (e.g. no lungs found).
+        When the scan cannot be analysed (bad geometry, not HU, no lungs found, ...).
     """
     config = Config() if config is None else config
     timings = {} if timings is None else timings
     timer = _Timer(progress, timings)
+    with timer.stage("checks"):
+        warnings = list(dict.fromkeys([*scan.info.warnings, *quality.check_scan(scan)]))
     with timer.stage("lungs"):
-        lungs = segment_lungs(scan.volume, scan.spacing)
+        found = segment_lungs(scan.volume, scan.spacing) if lungs is None else lungs
     with timer.stage("lesions"):
         # Only the model has a thread pool (onnxruntime); the density method is numpy/scipy.
         options = {"threads": config.threads} if config.method == "model" else {}
-        lesions = segment_lesions(
-            scan.volume, scan.spacing, lungs, method=config.method, weights=config.lesion_weights, **options
+        evidence = predict_lesions(
+            scan.volume, scan.spacing, found, method=config.method, weights=config.lesion_weights, **options
         )
-        warnings = list(scan.info.warnings)
-        if lesions.lung_additions is not None and lesions.lung_additions.any():
-            lungs = lungs.with_added(lesions.lung_additions)
-            added_ml = float(lesions.lung_additions.sum()) * scan.voxel_volume_ml
+    with timer.stage("lung_completion"):
+        final = complete_lungs(found, scan.volume, scan.spacing, dense_lesion=evidence.outside(found))
+        added_ml = 0.0 if final is found else float(final.union.sum() - found.union.sum()) * scan.voxel_volume_ml
+        if final is not found:
             warnings.append(
                 f"{added_ml:.1f} mL of dense lesion outside the lung mask (consolidation against the "
                 "chest wall) was added to the lungs; check the lung outline on the key images"
             )
+        lesions = evidence.within(final, scan.spacing)
     with timer.stage("findings"):
         findings = quantify(
             scan.volume,
-            lungs,
+            final,
             lesions,
             spacing=scan.spacing,
             z_positions_mm=scan.info.z_positions_mm or _z_from_affine(scan),
@@ -88,36 +118,58 @@ def analyze(
     return Analysis(
         scan=scan,
         config=config,
-        lungs=lungs,
+        lungs=final,
         lesions=lesions,
         findings=findings,
         warnings=tuple(warnings),
         timings_s=timings,
+        lung_added_ml=added_ml,
     )
 
 
 def analyze_path(
-    path: str | Path,
+    path: Any,
     config: Config | None = None,
     *,
     progress: ProgressCallback | None = None,
     series: str | None = None,
     patient: str | None = None,
 ) -> Analysis:
-    """Read ``path`` (any input :func:`pneumolens.io.load_scan` accepts) and analyse it.
+    """Read ``path`` (any input :func:`pneumolens.io.open_scan` accepts) and analyse it.
 
     ``series`` / ``patient`` pick one series (SeriesInstanceUID) or patient (PatientID) of an
     input that holds several patients or studies (refused otherwise).
     """
-    from pneumolens.io import load_scan
+    with analyzed(path, config, progress=progress, series=series, patient=patient) as analysis:
+        return analysis
+
+
+@contextmanager
+def analyzed(
+    path: Any,
+    config: Config | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    series: str | None = None,
+    patient: str | None = None,
+) -> Iterator[Analysis]:
+    """Read and analyse ``path``, keeping its source files readable until the block ends.
+
+    For a ``.zip`` or in-memory datasets the files live in a temporary folder
+    (``analysis.scan.info.source_root``) that is removed when the block ends: write the outputs
+    inside it::
+
+        with analyzed("series.zip") as analysis:
+            write_outputs(analysis, out)
+    """
+    from pneumolens.io import open_scan
 
     timings: dict[str, float] = {}
     timer = _Timer(progress, timings)
-    with timer.stage("read"):
-        scan = load_scan(path, series=series, patient=patient)
-    return analyze(scan, config, progress=progress, timings=timings)
-
-
+    with ExitStack() as keep:
+        with timer.stage("read"):
+            scan = keep.enter_context(open_scan(path, series=series, patient=patient))
+        yield analyze(scan, config, progress=progress, timings=timings)
 def _z_from_affine(scan: CTScan) -> tuple[float, ...]:
     """Patient z (mm) of each slice centre, for inputs without per-slice positions."""
     k = range(scan.shape[0])

@@ -621,3 +621,92 @@ def check_finite(array: np.ndarray, *, where: str) -> None:
             where=where,
             todo="fill or crop the undefined region before saving, or give the original DICOM series",
         )
+
+
+# --- the scan as a whole (run by pipeline.analyze on every scan, however it was made) -------
+
+#: Relative tolerance between the affine's column lengths and the spacing.
+SPACING_TOLERANCE = 1e-3
+
+
+def check_affine(affine: np.ndarray, spacing: Sequence[float], *, where: str) -> None:
+    """Require an affine of the canonical grid: column lengths equal to ``spacing``, orthogonal
+    axes (no gantry tilt or shear), each index axis pointing along its LPS axis.
+
+    ``affine`` maps ``(k, j, i)`` = ``(z, y, x)`` indices to LPS ``(x, y, z)`` mm
+    (:attr:`pneumolens.io.CTScan.affine`): column 0 must point superior (+z), column 1 posterior
+    (+y), column 2 to the patient's left (+x); small rotations of an oblique acquisition are
+    accepted.
+    """
+    m = np.asarray(affine, dtype=float)[:3, :3]
+    lengths = np.linalg.norm(m, axis=0)
+    if not np.all(np.isfinite(m)) or not np.allclose(lengths, spacing, rtol=SPACING_TOLERANCE, atol=1e-6):
+        raise InputError(
+            f"the affine's axis lengths ({', '.join(f'{v:.4g}' for v in lengths)} mm) do not match the spacing "
+            f"({', '.join(f'{float(s):.4g}' for s in spacing)} mm)",
+            where=where,
+            todo="build the scan with pneumolens.io.scan.scan_from_array or a reader of pneumolens.io",
+        )
+    unit = m / lengths
+    normal = np.cross(unit[:, 1], unit[:, 2])  # image-plane normal, from the in-plane axes
+    angle = np.degrees(np.arccos(np.clip(abs(float(unit[:, 0] @ normal)), 0.0, 1.0)))
+    if angle > MAX_TILT_DEG or abs(float(unit[:, 1] @ unit[:, 2])) > np.sin(np.radians(MAX_TILT_DEG)):
+        raise _tilt_error(f"the grid axes are {angle:.1f} degrees off orthogonal", where)
+    for column, (axis, name) in enumerate(((2, "superior (+z)"), (1, "posterior (+y)"), (0, "patient left (+x)"))):
+        if int(np.argmax(np.abs(unit[:, column]))) != axis or unit[axis, column] <= 0:
+            raise InputError(
+                f"the volume is not on the canonical grid: array axis {column} should point {name}, "
+                f"its direction is {tuple(round(float(v), 3) for v in unit[:, column])}",
+                where=where,
+                todo="reorient the array to (Z, Y, X) = (inferior->superior, anterior->posterior, right->left) "
+                "with its affine, as the readers of pneumolens.io do",
+            )
+
+
+def check_z_positions(z_positions_mm: Sequence[float], n_slices: int, *, where: str) -> None:
+    """Require one z position per slice, strictly increasing, without gaps or duplicates."""
+    z = np.asarray(z_positions_mm, dtype=float)
+    if z.size != n_slices:
+        raise InputError(f"{z.size} slice positions for {n_slices} slices", where=where,
+                         todo="give one z position per slice (ScanInfo.z_positions_mm)")
+    distances = z - z[0]
+    if np.any(np.diff(distances) <= SAME_POSITION_MM):
+        raise InputError(
+            "the slice positions are not strictly increasing from inferior to superior (repeated or "
+            "out-of-order slices)",
+            where=where,
+            todo="sort the slices by position and drop duplicates",
+        )
+    check_slice_positions(distances, where=where)
+
+
+def check_scan(scan) -> list[str]:
+    """Every volume-level check of :class:`~pneumolens.io.CTScan` ``scan``; returns its warnings.
+
+    Run by ``pipeline.analyze`` on every scan, so a scan built from an array or received over
+    the network is checked like one read from files: 3D with at least two slices per axis,
+    valid spacing, a canonical orthogonal affine (:func:`check_affine`), slice positions without
+    gaps (:func:`check_z_positions`), Hounsfield units; then :func:`scan_warnings` (the noise
+    estimate of the reader is reused when there is one).
+
+    Raises
+    ------
+    InputError
+        What is wrong, with ``scan.info.path`` as where.
+    """
+    where = scan.info.path
+    check_volume_dimensions(scan.volume.shape, where=where)
+    check_spacing(scan.spacing, where=where)
+    check_affine(scan.affine, scan.spacing, where=where)
+    if scan.info.z_positions_mm:
+        check_z_positions(scan.info.z_positions_mm, scan.volume.shape[0], where=where)
+    check_hounsfield(scan.volume, where=where)
+    noise = scan.info.noise_hu if scan.info.noise_hu is not None else estimate_noise_hu(scan.volume)
+    return scan_warnings(
+        volume=scan.volume,
+        spacing=scan.spacing,
+        slice_thickness_mm=scan.info.slice_thickness_mm,
+        contrast_agent=scan.info.contrast_agent,
+        body_part=scan.info.body_part,
+        noise_hu=noise,
+    )

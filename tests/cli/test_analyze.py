@@ -88,3 +88,41 @@ def test_weights_flag_errors(phantom_file, tmp_path, capsys, extra, message):
     assert main(["analyze", str(path), "--out", str(tmp_path / "o"), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _copied_weights(tmp_path, **input_changes):
+    import shutil
+
+    from pneumolens import models
+
+    onnx, sidecar = models.resolve(models.LESION_MODEL)
+    target = tmp_path / "other.onnx"
+    shutil.copy(onnx, target)
+    meta = json.loads(sidecar.read_text())
+    meta["input"].update(input_changes)
+    target.with_suffix(".json").write_text(json.dumps(meta))
+    return target
+
+
+def test_weights_with_another_window_run_with_that_window(phantom_file, tmp_path, capsys):
+    """--weights whose sidecar says another HU window: the analysis runs, fed in that window, and
+    gives other lesions than the shipped weights with the shipped window."""
+    _, path = phantom_file
+    other = _copied_weights(tmp_path, hu_window=[-1000.0, 0.0])
+    args = ["analyze", str(path), "--no-progress", "--threads", "1"]
+    assert main([*args, "--out", str(tmp_path / "shipped")]) == 0
+    assert main([*args, "--weights", str(other), "--out", str(tmp_path / "other")]) == 0
+    shipped = nib.load(tmp_path / "shipped" / "lesions.nii.gz").get_fdata()
+    windowed = nib.load(tmp_path / "other" / "lesions.nii.gz").get_fdata()
+    assert json.loads((tmp_path / "other" / "analysis.json").read_text())["lesions"]["method"] == "model:lesion_unet2d"
+    assert not np.array_equal(shipped, windowed)
+
+
+def test_weights_that_cannot_be_fed_as_trained_exit_3(phantom_file, tmp_path, capsys):
+    _, path = phantom_file
+    other = _copied_weights(tmp_path, zscore=True)
+    out = tmp_path / "o"
+    assert main(["analyze", str(path), "--weights", str(other), "--out", str(out), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert "model error" in err and "zscore" in err and "Traceback" not in err
+    assert not out.exists()

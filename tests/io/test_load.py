@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -208,3 +209,37 @@ def test_no_patient_identifier_is_logged(tmp_path, caplog):
         scan = load_scan(tmp_path)
     text = caplog.text + repr(scan.info)
     assert "PNEUMOLENS^TEST" not in text and "PNEUMOLENS-TEST" not in text
+
+
+def test_in_memory_datasets_read_like_their_files(tmp_path):
+    """Datasets received over the network (no files) give the same scan as the files."""
+    volume = phantom()
+    paths = write(tmp_path / "series", volume)
+    datasets = [pydicom.dcmread(p) for p in reversed(paths)]  # any order
+    scan = load_scan(datasets)
+    np.testing.assert_array_equal(scan.volume, load_scan(tmp_path / "series").volume)
+    assert scan.info.path == f"{len(paths)} in-memory DICOM dataset(s)"
+    assert scan.info.series_instance_uid == datasets[0].SeriesInstanceUID
+
+
+def test_in_memory_datasets_get_the_same_checks(tmp_path):
+    paths = write(tmp_path / "series", phantom())
+    datasets = [pydicom.dcmread(p) for p in paths]
+    with pytest.raises(InputError, match="slices are missing"):
+        load_scan(datasets[:8] + datasets[12:])
+
+
+def test_open_scan_keeps_a_zip_readable_until_the_block_ends(tmp_path):
+    from pneumolens.io import open_scan
+
+    paths = write(tmp_path / "series", phantom())
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in paths:
+            zf.writestr(f"dicom/{p.name}", p.read_bytes())
+    with open_scan(archive) as scan:
+        root = scan.info.source_root
+        first = Path(root) / scan.info.source_files[0]
+        assert pydicom.dcmread(first).SOPInstanceUID  # the source file is readable here
+    assert not Path(root).exists(), "the extracted files are removed at the end of the block"
+    assert load_scan(archive).info.path == str(archive)

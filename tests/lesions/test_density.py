@@ -10,7 +10,7 @@ import pytest
 
 from pneumolens.anatomy import segment_lungs
 from pneumolens.lesions import segment_lesions, segment_lesions_density
-from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
+from pneumolens.masks import CONSOLIDATION, GGO, LesionEvidence, LungMasks
 from pneumolens.synthetic import SLICE_GRIDS, make_chest_phantom
 from pneumolens.validate.segmentation import dice
 
@@ -116,10 +116,10 @@ def test_dispatcher_loads_the_model_method_lazily(monkeypatch):
     def fake(volume, spacing, lungs, *, weights=None):
         calls["weights"] = weights
         z = np.zeros(volume.shape, np.uint8)
-        return LesionMasks(labels=z, probability=z.astype(np.float32), method="model:fake")
+        return LesionEvidence(labels=z, probability=z.astype(np.float32), method="model:fake")
 
     monkeypatch.setitem(sys.modules, "pneumolens.lesions.model",
-                        types.SimpleNamespace(segment_lesions_model=fake))
+                        types.SimpleNamespace(predict_lesions_model=fake))
     volume = np.zeros((4, 8, 8), np.int16)
     lungs = LungMasks(labels=np.zeros(volume.shape, np.uint8), airways=np.zeros(volume.shape, bool))
     out = segment_lesions(volume, (1.0, 1.0, 1.0), lungs, method="model", weights="w.onnx")

@@ -11,6 +11,7 @@ import pytest
 
 from pneumolens import models
 from pneumolens.errors import ModelError
+from pneumolens.models import preprocess as pp
 
 
 @pytest.fixture()
@@ -66,3 +67,70 @@ def test_bad_model_files_raise(copied_model: Path, edit, message: str) -> None:
 def test_unknown_name_lists_shipped_models() -> None:
     with pytest.raises(ModelError, match="Shipped models: .*lesion_unet2d"):
         models.load("no_such_model")
+
+
+def _edit_sidecar(onnx: Path, **input_changes) -> None:
+    sidecar = onnx.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    for key, value in input_changes.items():
+        if value is ...:
+            meta["input"].pop(key)
+        else:
+            meta["input"][key] = value
+    sidecar.write_text(json.dumps(meta))
+
+
+def test_sidecar_drives_preprocessing(copied_model: Path) -> None:
+    _edit_sidecar(copied_model, hu_window=[-1000.0, 0.0], box_margin=0.1, clahe_clip_limit=None)
+    prep = models.load(copied_model).preprocessing
+    assert prep.hu_window == (-1000.0, 0.0) and prep.box_margin == 0.1 and prep.clahe_clip_limit is None
+    assert models.load(models.LESION_MODEL).preprocessing == pp.Preprocessing()  # the shipped recipe
+
+
+def test_weights_with_a_different_window_are_fed_with_their_window(copied_model: Path, monkeypatch) -> None:
+    """Other weights trained on another HU window get inputs in that window, not the shipped one."""
+    from pneumolens.lesions.model import predict_lesions_model
+    from pneumolens.masks import LungMasks
+    from pneumolens.synthetic import make_chest_phantom
+
+    window = (-1000.0, 200.0)
+    _edit_sidecar(copied_model, hu_window=list(window))
+    model = models.load(copied_model, threads=1)
+    seen: list[np.ndarray] = []
+    monkeypatch.setattr(models.Model, "run", lambda self, batch: seen.append(batch) or np.zeros(
+        (batch.shape[0], 3) + batch.shape[2:], np.float32))
+    ph = make_chest_phantom(shape=(8, 96, 96), spacing=(5.0, 3.5, 3.5), seed=1)
+    lungs = LungMasks(ph.lung_labels, ph.airways)
+    predict_lesions_model(ph.volume, ph.spacing, lungs, weights=model)
+    z = int(np.flatnonzero(lungs.union.any(axis=(1, 2)))[0])
+    box = pp.square_box(lungs.union[z:], margin=pp.BOX_MARGIN)
+    expected = pp.prepare_slice(pp.window_hu(ph.volume[z], window), box, model.input_size)
+    shipped = pp.prepare_slice(pp.window_hu(ph.volume[z], pp.LUNG_WINDOW_HU), box, model.input_size)
+    np.testing.assert_allclose(seen[0][0, 0], expected, atol=1e-6)
+    assert np.abs(seen[0][0, 0] - shipped).max() > 0.05
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hu_window": ...}, "lacks input.hu_window"),
+        ({"clahe_clip_limit": ..., "box_margin": ...}, "lacks input.box_margin, input.clahe_clip_limit"),
+        ({"zscore": True}, "cannot apply \\(zscore\\)"),
+        ({"channels": 3}, "channels is 3"),
+        ({"hu_window": [150, -1350]}, "low < high"),
+    ],
+)
+def test_sidecar_the_model_cannot_be_fed_as_trained_is_refused(copied_model: Path, changes, message) -> None:
+    _edit_sidecar(copied_model, **changes)
+    with pytest.raises(ModelError, match=message):
+        models.load(copied_model)
+
+
+def test_a_loaded_model_is_cached_per_process(copied_model: Path) -> None:
+    first = models.load(copied_model, threads=1)
+    assert models.load(copied_model, threads=1) is first
+    assert models.load(copied_model, threads=2) is not first
+    _edit_sidecar(copied_model, box_margin=0.08)  # a changed file is read again
+    assert models.load(copied_model, threads=1).preprocessing.box_margin == 0.08
+    models.clear_cache()
+    assert models.load(models.LESION_MODEL) is models.load(models.LESION_MODEL)

@@ -131,3 +131,49 @@ def test_extensive_samples_are_drawn_more_often() -> None:
     )
     w = sample_weights(samples, dataclasses.replace(cfg, data=data))
     np.testing.assert_allclose(w * (1 + 3 + 2 + 3), [1, 3, 2, 3])
+
+
+@pytest.mark.parametrize(("schedule", "stop_step"), [("onecycle", 2), ("cosine_restarts", 4)])
+def test_stopped_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, schedule: str, stop_step: int) -> None:
+    """Stop mid-epoch, resume from last.pt: bit-identical weights, optimiser state and log."""
+
+    def run_cfg(name: str):
+        cfg = _smoke_config(tmp_path / name)
+        t = dataclasses.replace(
+            cfg.train, epochs=2, samples_per_epoch=12, schedule=schedule, restart_steps=2, warmup_steps=1
+        )
+        return dataclasses.replace(cfg, train=t)
+
+    full, parts = run_cfg("full"), run_cfg("parts")
+    train(full, progress=False)
+    train(parts, progress=False, stop_after_step=stop_step)
+    stopped = torch.load(tmp_path / "parts" / "run" / "last.pt", weights_only=False)
+    assert stopped["step"] == stop_step and stopped["position"] is not None  # really stopped mid-epoch
+    np.random.seed(123)  # disturb the global random states: the checkpoint must restore them
+    torch.manual_seed(123)
+    train(parts, resume=True, progress=False)
+
+    a = torch.load(tmp_path / "full" / "run" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "parts" / "run" / "last.pt", weights_only=False)
+    assert a["step"] == b["step"] == 6
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(sa[k], sb[k]) for k in ("exp_avg", "exp_avg_sq"))
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+    log_a = [json.loads(x) for x in (tmp_path / "full" / "run" / "log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (tmp_path / "parts" / "run" / "log.jsonl").read_text().splitlines()]
+    assert [(r["loss"], r["lr"]) for r in log_a] == [(r["loss"], r["lr"]) for r in log_b]
+
+
+def test_cosine_restarts_schedule() -> None:
+    from pneumolens.train.config import TrainConfig
+    from pneumolens.train.lesions import cycle_ends, lr_factor
+
+    t = TrainConfig(schedule="cosine_restarts", warmup_steps=10, restart_steps=100, restart_mult=2, min_lr_fraction=0.0)
+    assert lr_factor(0, t) == pytest.approx(0.1)
+    assert lr_factor(10, t) == pytest.approx(1.0)  # top of the first cycle
+    assert lr_factor(60, t) == pytest.approx(0.5)  # half-way down
+    assert lr_factor(110, t) == pytest.approx(1.0)  # restart
+    assert lr_factor(210, t) == pytest.approx(0.5)  # second cycle is 200 steps long
+    assert cycle_ends(t, 1000) == {110, 310, 710}

@@ -92,3 +92,32 @@ def test_summary():
     # t-based CI: mean +/- t(0.975, 3) * sd / 2, t(0.975, 3) = 3.182446.
     assert s.ci == pytest.approx((0.85 - 3.182446 * s.sd / 2, 0.85 + 3.182446 * s.sd / 2), abs=1e-6)
     assert summarize([np.nan]).n == 0
+
+
+def test_dice_bootstrap_point_values_and_ci() -> None:
+    from pneumolens.validate.segmentation import dice_bootstrap
+
+    # Two slices: Dice 1 (10 of 10) and Dice 0 (nothing found of 30); an empty/empty slice counts 1.
+    counts = np.array([[10, 10, 10], [0, 0, 30], [0, 0, 0]])
+    b = dice_bootstrap(counts, n_boot=500, seed=1)
+    assert b.n == 3
+    assert b.pooled == pytest.approx(2 * 10 / (10 + 40))
+    assert b.mean == pytest.approx(2 / 3)
+    assert b.pooled_ci[0] <= b.pooled <= b.pooled_ci[1]
+    assert 0.0 <= b.mean_ci[0] < b.mean_ci[1] <= 1.0
+    one = dice_bootstrap(np.array([[5, 5, 5]] * 4), n_boot=50)
+    assert one.pooled_ci == (1.0, 1.0)
+
+
+def test_paired_dice_difference() -> None:
+    from pneumolens.validate.segmentation import dice_difference_bootstrap
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(50, 100, size=40)
+    a = np.stack([truth, truth, truth], axis=1)  # perfect
+    b = np.stack([truth // 2, truth // 2, truth], axis=1)  # finds half, no false positives
+    d = dice_difference_bootstrap(a, b, n_boot=300)
+    assert d["difference"] == pytest.approx(1.0 - 2 * (truth // 2).sum() / ((truth // 2).sum() + truth.sum()))
+    assert d["ci"][0] > 0 and d["share_a_better"] == 1.0
+    with pytest.raises(InputError):
+        dice_difference_bootstrap(a, b[:-1])

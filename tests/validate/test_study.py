@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from pneumolens.cli import main
-from pneumolens.validate.study import parse_subgroup, parse_task
+from pneumolens.validate.specs import parse_subgroup, parse_task
 
 from .conftest import SHIFT_A, make_cohort, true_auc
 

@@ -44,7 +44,8 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
-from pneumolens.anatomy._grid import (
+from pneumolens.errors import InputError
+from pneumolens.grid import (
     bbox,
     block_expand,
     block_mean,
@@ -54,7 +55,6 @@ from pneumolens.anatomy._grid import (
     largest_component,
     reduction_factors,
 )
-from pneumolens.errors import InputError
 from pneumolens.masks import LEFT_LUNG, RIGHT_LUNG, LungMasks
 
 WORK_SPACING_MM = (2.5, 1.2, 1.2)

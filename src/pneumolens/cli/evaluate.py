@@ -135,7 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _values(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    from pneumolens.validate.study import norm_value
+    from pneumolens.validate.cases import norm_value
 
     values = tuple(norm_value(v) for v in text.split(",") if v.strip())
     if not values:
@@ -154,16 +154,10 @@ def _threshold(text: str) -> str | float:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from pneumolens.export.writer import check_out_dir
+    from pneumolens.validate.cases import default_tasks, read_cases, require_columns
     from pneumolens.validate.report import write_study
-    from pneumolens.validate.study import (
-        StudyOptions,
-        default_tasks,
-        parse_subgroup,
-        parse_task,
-        read_cases,
-        require_columns,
-        run_study,
-    )
+    from pneumolens.validate.specs import StudyOptions, parse_subgroup, parse_task
+    from pneumolens.validate.study import run_study
 
     check_out_dir(args.out, overwrite=args.overwrite)  # before the work, not after
     options = StudyOptions(

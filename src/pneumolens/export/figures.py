@@ -1,4 +1,7 @@
-"""Key images of an analysis: axial slices and a coronal view with lesion overlay."""
+"""Key images of an analysis: axial slices, a coronal view with lesion overlay, the z profile.
+
+Drawn with Pillow only (no plotting stack): the report's images take milliseconds each.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,16 @@ import io
 import numpy as np
 
 from pneumolens.masks import CONSOLIDATION, GGO
+from pneumolens.models.preprocess import LUNG_WINDOW_HU
 
-LUNG_WINDOW = (-1350.0, 150.0)  # HU; centre -600, width 1500
 # RGBA overlay colours: ground-glass amber, consolidation red, lung outline cyan.
 _COLOURS = {GGO: (1.0, 0.75, 0.0, 0.45), CONSOLIDATION: (0.9, 0.1, 0.1, 0.55)}
 
 
-def key_slice_indices(lesion_labels: np.ndarray, lungs: np.ndarray, *, n: int = 4) -> list[int]:
+def key_slice_indices(lesion_labels: np.ndarray, lung_mask: np.ndarray, *, n: int = 4) -> list[int]:
     """Axial slices to show: those with most lesion, spread out; evenly spaced lung slices if none."""
     lesion_area = (lesion_labels > 0).sum(axis=(1, 2))
-    lung_slices = np.flatnonzero(lungs.any(axis=(1, 2)))
+    lung_slices = np.flatnonzero(lung_mask.any(axis=(1, 2)))
     if lesion_area.max(initial=0) == 0:
         if lung_slices.size == 0:
             return [lesion_labels.shape[0] // 2]
@@ -31,66 +34,104 @@ def key_slice_indices(lesion_labels: np.ndarray, lungs: np.ndarray, *, n: int = 
     return sorted(chosen)
 
 
-def _overlay(labels: np.ndarray) -> np.ndarray:
-    rgba = np.zeros(labels.shape + (4,), dtype=float)
-    for value, colour in _COLOURS.items():
-        rgba[labels == value] = colour
-    return rgba
+#: Lung outline colour (RGB), and the width (pixels) of rendered key images.
+OUTLINE_RGB = (0, 208, 255)
+IMAGE_WIDTH_PX = 360
 
 
-def _png(fig) -> bytes:
+def _text(draw, xy: tuple[float, float], text: str, fill) -> None:
+    from PIL import ImageFont
+
+    draw.text(xy, text, fill=fill, font=ImageFont.load_default())
+
+
+def _png(image) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight", facecolor="black")
+    image.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 
 def render_view(
     image: np.ndarray,
     labels: np.ndarray,
-    lungs: np.ndarray,
+    lung_mask: np.ndarray,
     *,
     pixel_aspect: float = 1.0,
     title: str = "",
     flip_vertical: bool = False,
 ) -> bytes:
-    """PNG of one 2D HU image in a lung window with lesion overlay and lung outline."""
-    import matplotlib
+    """PNG of one 2D HU image in the lung window with lesion overlay and lung outline.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Rendered with Pillow (no plotting stack): the HU image in the lung window (:data:`~pneumolens.models.preprocess.LUNG_WINDOW_HU`) as grey,
+    ground-glass blended amber and consolidation red, the lung border (mask minus its erosion)
+    in cyan, resampled to :data:`IMAGE_WIDTH_PX` wide with rows stretched by ``pixel_aspect``
+    (row spacing / column spacing), a title band on top and R/L markers (patient right on the
+    image left).
+    """
+    from PIL import Image, ImageDraw
+    from scipy import ndimage
 
     if flip_vertical:  # coronal: put superior at the top
-        image, labels, lungs = image[::-1], labels[::-1], lungs[::-1]
-    fig, ax = plt.subplots(figsize=(4, 4 * image.shape[0] * pixel_aspect / max(image.shape[1], 1)))
-    ax.imshow(image, cmap="gray", vmin=LUNG_WINDOW[0], vmax=LUNG_WINDOW[1], aspect=pixel_aspect,
-              interpolation="nearest")
-    if lungs.any():
-        ax.contour(lungs.astype(float), levels=[0.5], colors=["#00d0ff"], linewidths=0.6)
-    ax.imshow(_overlay(labels), aspect=pixel_aspect, interpolation="nearest")
-    ax.set_title(title, color="white", fontsize=9)
-    ax.text(0.01, 0.5, "R", color="white", transform=ax.transAxes, fontsize=8, va="center")
-    ax.text(0.97, 0.5, "L", color="white", transform=ax.transAxes, fontsize=8, va="center")
-    ax.axis("off")
-    data = _png(fig)
-    plt.close(fig)
-    return data
+        image, labels, lung_mask = image[::-1], labels[::-1], lung_mask[::-1]
+    lo, hi = LUNG_WINDOW_HU
+    grey = np.clip((np.asarray(image, np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    for value, (r, g, b, alpha) in _COLOURS.items():
+        where = labels == value
+        rgb[where] = (1 - alpha) * rgb[where] + alpha * np.array([r, g, b], np.float32) * 255
+    lung = np.asarray(lung_mask, bool)
+    if lung.any():
+        rgb[lung & ~ndimage.binary_erosion(lung)] = OUTLINE_RGB
+    picture = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    rows, cols = lung.shape
+    height = max(1, round(IMAGE_WIDTH_PX * rows * pixel_aspect / max(cols, 1)))
+    picture = picture.resize((IMAGE_WIDTH_PX, height), Image.Resampling.BILINEAR)
+    band = 16 if title else 0
+    canvas = Image.new("RGB", (IMAGE_WIDTH_PX, height + band), "black")
+    canvas.paste(picture, (0, band))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        _text(draw, (4, 2), title, "white")
+    _text(draw, (3, band + height // 2 - 5), "R", "white")
+    _text(draw, (IMAGE_WIDTH_PX - 10, band + height // 2 - 5), "L", "white")
+    return _png(canvas)
 
 
 def render_profile(z_mm: np.ndarray, lung_ml: np.ndarray, lesion_ml: np.ndarray) -> bytes:
-    """PNG of lung and lesion volume per slice along z (superior at the top)."""
-    import matplotlib
+    """PNG of lung and lesion volume per slice along z (superior at the top), drawn with Pillow."""
+    from PIL import Image, ImageDraw
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    size, left, right, top, bottom = IMAGE_WIDTH_PX, 44, 10, 10, 30
+    canvas = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(canvas)
+    z = np.asarray(z_mm, float)
+    lung, lesion = np.asarray(lung_ml, float), np.asarray(lesion_ml, float)
+    x_max = max(float(lung.max(initial=0.0)), float(lesion.max(initial=0.0)), 1e-6)
+    z_lo, z_hi = (float(z.min()), float(z.max())) if z.size else (0.0, 1.0)
+    z_span = max(z_hi - z_lo, 1e-6)
 
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot(lung_ml, z_mm, color="#00a0c0", label="lung mL / slice")
-    ax.fill_betweenx(z_mm, 0, lesion_ml, color="#e03030", alpha=0.7, label="lesion mL / slice")
-    ax.set_ylabel("z (mm, patient)")
-    ax.set_xlabel("mL per slice")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+    def px(ml: np.ndarray, zz: np.ndarray) -> list[tuple[float, float]]:
+        xs = left + (size - left - right) * ml / x_max
+        ys = top + (size - top - bottom) * (z_hi - zz) / z_span
+        return list(zip(xs.tolist(), ys.tolist()))
+
+    order = np.argsort(z)
+    z, lung, lesion = z[order], lung[order], lesion[order]
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):  # grid and tick labels
+        x = left + (size - left - right) * frac
+        y = top + (size - top - bottom) * frac
+        draw.line([(x, top), (x, size - bottom)], fill=(225, 225, 225))
+        draw.line([(left, y), (size - right, y)], fill=(225, 225, 225))
+        _text(draw, (x - 8, size - bottom + 3), f"{x_max * frac:.1f}", "black")
+        _text(draw, (2, y - 5), f"{z_hi - z_span * frac:.0f}", "black")
+    if z.size:
+        polygon = px(lesion, z) + px(np.zeros_like(lesion), z)[::-1]
+        if len(polygon) >= 3:
+            draw.polygon(polygon, fill=(224, 48, 48))
+        if len(z) >= 2:
+            draw.line(px(lung, z), fill=(0, 160, 192), width=2)
+    draw.rectangle([left, top, size - right, size - bottom], outline="black")
+    _text(draw, (left + 4, size - 14), "mL per slice;  z (mm, patient) upward", "black")
+    _text(draw, (size - 150, top + 4), "lung mL / slice", (0, 130, 160))
+    _text(draw, (size - 150, top + 16), "lesion mL / slice", (200, 30, 30))
+    return _png(canvas)

@@ -24,18 +24,18 @@ def _fmt(value: Any, digits: int) -> str:
 
 def key_images(analysis: Analysis) -> list[dict[str, str]]:
     """Axial key slices, a coronal view through the most affected plane and the z profile."""
-    volume, lungs, labels = analysis.scan.volume, analysis.lungs.union, analysis.lesions.labels
+    volume, lung_mask, labels = analysis.scan.volume, analysis.lungs.union, analysis.lesions.labels
     sz, sy, sx = analysis.scan.spacing
     z_mm = np.array([s.z_mm for s in analysis.findings.slices])
     images = []
-    for k in key_slice_indices(labels, lungs):
-        png = render_view(volume[k], labels[k], lungs[k], pixel_aspect=sy / sx,
+    for k in key_slice_indices(labels, lung_mask):
+        png = render_view(volume[k], labels[k], lung_mask[k], pixel_aspect=sy / sx,
                           title=f"axial z = {z_mm[k]:.1f} mm")
         images.append({"png": png, "caption": f"axial slice {k + 1}/{volume.shape[0]}, z = {z_mm[k]:.1f} mm"})
     lesion_by_y = (labels > 0).sum(axis=(0, 2))
-    j = int(np.argmax(lesion_by_y)) if lesion_by_y.any() else int(np.argmax(lungs.sum(axis=(0, 2))))
+    j = int(np.argmax(lesion_by_y)) if lesion_by_y.any() else int(np.argmax(lung_mask.sum(axis=(0, 2))))
     images.append({
-        "png": render_view(volume[:, j, :], labels[:, j, :], lungs[:, j, :], pixel_aspect=sz / sx,
+        "png": render_view(volume[:, j, :], labels[:, j, :], lung_mask[:, j, :], pixel_aspect=sz / sx,
                            title="coronal", flip_vertical=True),
         "caption": f"coronal plane {j + 1}/{volume.shape[1]}",
     })

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -50,8 +52,10 @@ def _decode(
     for index, header in enumerate(stack.slices):
         by_file.setdefault(header.path, []).append(index)
     failures: list[SkippedItem] = []
-    done = 0
-    for path, indices in by_file.items():
+
+    def decode_file(path: object, indices: list[int]) -> SkippedItem | None:
+        """Decode one file into its slices of ``volume``; the failure, if any (thread-safe:
+        each file writes its own slices)."""
         header = stack.slices[indices[0]]
         try:
             ds = read_dataset(path, stop_before_pixels=False)  # type: ignore[arg-type]
@@ -73,10 +77,22 @@ def _decode(
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - decoders raise anything on truncated data
-            failures.append(SkippedItem(header.name, f"pixel data unreadable ({type(exc).__name__}: {exc})"[:200]))
-        done += len(indices)
-        if progress is not None:
-            progress("decoding slices", done, len(stack.slices))
+            return SkippedItem(header.name, f"pixel data unreadable ({type(exc).__name__}: {exc})"[:200])
+        return None
+
+    # Files are decoded on all cores: reading, the JPEG decoders and the HU conversion release
+    # the GIL for most of their time. Results are taken in file order (deterministic failures).
+    done = 0
+    workers = max(1, min(len(by_file), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        jobs = [(indices, pool.submit(decode_file, path, indices)) for path, indices in by_file.items()]
+        for indices, job in jobs:
+            failure = job.result()
+            if failure is not None:
+                failures.append(failure)
+            done += len(indices)
+            if progress is not None:
+                progress("decoding slices", done, len(stack.slices))
     return volume, ok, failures, headers
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pneumolens import quality
 from pneumolens.errors import InputError
@@ -16,6 +18,7 @@ from pneumolens.io.dicom_read import read_stack
 from pneumolens.io.dicom_series import select_series
 from pneumolens.io.scan import CTScan, SkippedItem
 from pneumolens.io.volume_read import read_volume, volume_format
+from pneumolens.tempfiles import marked_temp_dir
 
 logger = logging.getLogger(__name__)
 
@@ -23,21 +26,36 @@ PathLike = str | os.PathLike
 
 
 def load_scan(
-    path: PathLike | Sequence[PathLike],
-    *,
-    progress: Progress | None = None,
-    series: str | None = None,
-    patient: str | None = None,
+    path: Any, *, progress: Progress | None = None, series: str | None = None, patient: str | None = None
 ) -> CTScan:
-    """Read a chest CT from any supported input.
+    """Read a chest CT from any supported input (see :func:`open_scan` for the inputs).
+
+    Temporary files (a ``.zip``'s contents, in-memory datasets written out) are removed before
+    this returns; use :func:`open_scan` to keep them readable while outputs are written.
+    """
+    with open_scan(path, progress=progress, series=series, patient=patient) as scan:
+        return scan
+
+
+@contextmanager
+def open_scan(
+    path: Any, *, progress: Progress | None = None, series: str | None = None, patient: str | None = None
+) -> Iterator[CTScan]:
+    """Read a chest CT and keep its source files readable until the ``with`` block ends.
+
+    ``ScanInfo.source_root`` is the folder that holds ``ScanInfo.source_files`` during the block:
+    for a ``.zip`` (extracted to a temporary folder) and in-memory datasets (written to one)
+    that folder is deleted at the end of the block, so commands write their outputs inside it.
 
     Parameters
     ----------
     path
         One of: a folder of DICOM files (searched recursively; several series allowed), a
         ``.zip`` of such a folder, a list of DICOM files (or folders), one DICOM file
-        (enhanced multi-frame CT), or a NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
-        ``.nhdr``) or MetaImage (``.mha``, ``.mhd``) volume.
+        (enhanced multi-frame CT), a NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
+        ``.nhdr``) or MetaImage (``.mha``, ``.mhd``) volume, or in-memory pydicom ``Dataset``
+        objects (one, or a list: e.g. received over DICOM C-STORE), which go through the same
+        series selection and checks as files.
     progress
         Optional callback ``progress(stage, done, total)``, called while headers are read and
         slices decoded.
@@ -59,6 +77,15 @@ def load_scan(
         (see ``docs/input.md`` for every case).
     """
     pick = {"progress": progress, "series": series, "patient": patient}
+    with ExitStack() as keep:
+        yield _load(path, pick=pick, keep=keep)
+
+
+def _load(path: Any, *, pick: dict, keep: ExitStack) -> CTScan:
+    """:func:`open_scan`'s reading; temporary folders are registered on ``keep``; ``pick`` holds
+    ``progress``, ``series`` and ``patient``."""
+    if _is_dataset(path) or (isinstance(path, Sequence) and path and all(_is_dataset(p) for p in path)):
+        return _load_datasets([path] if _is_dataset(path) else list(path), pick=pick, keep=keep)
     if isinstance(path, (str, os.PathLike)):
         source = Path(path)
         if not source.exists():
@@ -73,7 +100,7 @@ def load_scan(
         if fmt is not None:
             return read_volume(source, fmt=fmt)
         if source.suffix.lower() == ".zip":
-            return _load_zip(source, **pick)
+            return _load_zip(source, pick=pick, keep=keep)
         return _load_dicom_files([source], root=source.parent, where=str(source), **pick)
 
     items = [Path(p) for p in path]
@@ -87,7 +114,7 @@ def load_scan(
             todo="check the file names",
         )
     if len(items) == 1:
-        return load_scan(items[0], **pick)
+        return _load(items[0], pick=pick, keep=keep)
     files = [f for p in items for f in (_files_under(p) if p.is_dir() else [p])]
     root = Path(os.path.commonpath([p.resolve() for p in items]))
     root = root if root.is_dir() else root.parent
@@ -106,11 +133,36 @@ def _files_under(folder: Path) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def _load_zip(archive: Path, **pick) -> CTScan:
-    with extraction_folder() as folder:
-        unsafe = extract_zip(archive, folder)
-        scan = _load_dicom_files(_files_under(folder), root=folder, where=str(archive), extra_skipped=unsafe, **pick)
+def _load_zip(archive: Path, *, pick: dict, keep: ExitStack) -> CTScan:
+    folder = keep.enter_context(extraction_folder())  # marked; removed however the block ends
+    unsafe = extract_zip(archive, folder)
+    scan = _load_dicom_files(_files_under(folder), root=folder, where=str(archive), extra_skipped=unsafe, **pick)
     return replace(scan, info=replace(scan.info, path=str(archive)))
+
+
+def _is_dataset(value: object) -> bool:
+    from pydicom.dataset import Dataset
+
+    return isinstance(value, Dataset)
+
+
+def _load_datasets(datasets: list, *, pick: dict, keep: ExitStack) -> CTScan:
+    """In-memory datasets: written to a temporary folder and read like files (one path, one set of checks)."""
+    import pydicom
+
+    folder = keep.enter_context(marked_temp_dir("pneumolens-datasets-"))
+    where = f"{len(datasets)} in-memory DICOM dataset(s)"
+    for i, ds in enumerate(datasets):
+        try:
+            pydicom.dcmwrite(folder / f"{i:06d}.dcm", ds, enforce_file_format=False)
+        except Exception as exc:  # noqa: BLE001 - pydicom raises several types for datasets it cannot encode
+            raise InputError(
+                f"dataset {i + 1} cannot be encoded ({type(exc).__name__}: {exc})",
+                where=where,
+                todo="give datasets as received (with their file_meta and transfer syntax)",
+            ) from None
+    scan = _load_dicom_files(_files_under(folder), root=folder, where=where, **pick)
+    return replace(scan, info=replace(scan.info, path=where))
 
 
 def _load_dicom_files(
@@ -143,10 +195,11 @@ def _load_dicom_files(
             todo=exc.todo,
         ) from None
     logger.info("analysing %s", selection.stack.where)
-    return read_stack(
+    scan = read_stack(
         selection.stack,
         path=where,
         skipped=list(extra_skipped) + list(headers.skipped) + list(selection.skipped),
         unreadable=headers.unreadable,
         progress=progress,
     )
+    return replace(scan, info=replace(scan.info, source_root=str(root)))

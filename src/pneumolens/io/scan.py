@@ -53,6 +53,9 @@ class ScanInfo:
     n_unreadable_files: int = 0
     warnings: tuple[str, ...] = ()
     noise_hu: float | None = None  # median HU standard deviation in fat (image noise), if measurable
+    #: Folder holding ``source_files`` (for a zip or in-memory datasets: a temporary folder that
+    #: exists while :func:`pneumolens.io.open_scan` is open); ``None`` for single-file volumes.
+    source_root: str | None = None
     series_description: str | None = None
     dicom: DicomSource | None = field(default=None, repr=False, compare=False)
 

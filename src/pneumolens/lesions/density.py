@@ -37,7 +37,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import expit
 
-from pneumolens.anatomy._grid import bbox, check_volume, fill_slices, remove_small
+from pneumolens.grid import bbox, check_volume, fill_slices, remove_small
 from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
 
 NORMAL_LUNG_HU = -850.0

@@ -20,13 +20,10 @@ import numpy as np
 from scipy import ndimage
 
 from pneumolens import models
-from pneumolens.masks import CONSOLIDATION, GGO, LesionMasks, LungMasks
+from pneumolens.masks import CONSOLIDATION, GGO, LesionEvidence, LesionMasks, LungMasks
 from pneumolens.models import preprocess as pp
 
 DEFAULT_THRESHOLD = 0.5
-#: Voxels of a lesion component outside the lungs that must border the lung mask before the
-#: component is taken as lung the mask lost (see ``complete_lungs``).
-MIN_CONTACT_VOXELS = 200
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +58,7 @@ def _labels_from(p_lesion: np.ndarray, p_ggo: np.ndarray, p_cons: np.ndarray, th
     return labels
 
 
-def segment_lesions_model(
+def predict_lesions_model(
     volume: np.ndarray,
     spacing: Sequence[float],
     lungs: LungMasks | np.ndarray,
@@ -72,12 +69,8 @@ def segment_lesions_model(
     min_component_ml: float = 0.02,
     batch_size: int = 16,
     threads: int = 0,
-    restrict_to_lungs: bool = True,
-    complete_lungs: bool = True,
-    min_added_ml: float = 1.0,
-    min_added_hu: float = -300.0,
-) -> LesionMasks:
-    """Segment ground-glass and consolidation in a CT volume with the lesion U-Net.
+) -> LesionEvidence:
+    """Lesion probabilities and classes of the U-Net over the lung box, not yet restricted to the lungs.
 
     Parameters
     ----------
@@ -86,39 +79,31 @@ def segment_lesions_model(
     spacing
         Voxel size ``(z, y, x)`` in mm.
     lungs
-        :class:`~pneumolens.masks.LungMasks` (or a boolean ``(Z, Y, X)`` lung mask); lesions
-        are kept inside it only, and its bounding box is what the network sees.
+        :class:`~pneumolens.masks.LungMasks` (or a boolean ``(Z, Y, X)`` lung mask): its
+        bounding box is what the network sees.
     weights
         Shipped model name, path of an ONNX file with its sidecar, or a loaded
-        :class:`~pneumolens.models.Model`; the shipped ``lesion_unet2d`` when ``None``.
+        :class:`~pneumolens.models.Model`; the shipped ``lesion_unet2d`` when ``None``. The
+        sidecar's preprocessing (window, crop margin, CLAHE, size) is applied.
     threshold
         Lesion probability (P(GGO) + P(consolidation)) at or above which a voxel is a lesion.
     z_sigma_mm
         Gaussian smoothing of the probabilities along z, in mm (0 turns it off); below half a
         slice spacing it has almost no effect, so thick slices are not blurred together.
     min_component_ml
-        3D lesion components smaller than this volume (mL) are removed.
+        3D lesion components smaller than this volume (mL) are removed (by
+        :meth:`LesionEvidence.within`, once the lungs are final).
     batch_size
         Slices per onnxruntime call.
     threads
         onnxruntime threads (0 = its default), used when ``weights`` is not a loaded model.
-    restrict_to_lungs
-        Keep lesions inside ``lungs`` only (``False`` is for measuring how much the network
-        predicts outside them; the analysis always restricts).
-    complete_lungs
-        Treat dense lesion the network finds just outside the lung mask as lung the mask lost:
-        3D components of above-threshold probability outside ``lungs`` that border them over
-        at least :data:`MIN_CONTACT_VOXELS` voxels, hold at least ``min_added_ml`` and have a
-        mean of at least ``min_added_hu`` HU (consolidation,
-        which a threshold-based lung mask cuts away where it lies against the chest wall). They
-        are kept as lesions and returned in ``lung_additions``.
 
     Returns
     -------
-    LesionMasks
-        ``labels`` 1 GGO / 2 consolidation, ``probability`` = smoothed lesion probability inside
-        the lungs (0 outside), ``method`` = ``"model:<name>"``, ``lung_additions`` (see
-        ``complete_lungs``; ``None`` when nothing was added). Empty lungs give empty masks.
+    LesionEvidence
+        ``labels`` 1 GGO / 2 consolidation where the smoothed probability is at or above
+        ``threshold``, ``probability`` the smoothed lesion probability (both 0 outside the lung
+        box), ``method = "model:<name>"``.
     """
     vol = np.asarray(volume)
     if vol.ndim != 3:
@@ -127,17 +112,17 @@ def segment_lesions_model(
     if lung.shape != vol.shape:
         raise ValueError(f"lung mask shape {lung.shape} differs from volume shape {vol.shape}")
     model = _model(weights, threads)
-    method = f"model:{model.name}"
+    prep = model.preprocessing
     labels = np.zeros(vol.shape, dtype=np.uint8)
     probability = np.zeros(vol.shape, dtype=np.float32)
     zs = np.nonzero(lung.any(axis=(1, 2)))[0]
     if zs.size == 0:
-        return LesionMasks(labels=labels, probability=probability, method=method)
+        return LesionEvidence(labels, probability, f"model:{model.name}", min_component_ml)
 
-    size = model.input_size
-    box = pp.square_box(lung[zs])
+    size = prep.size
+    box = pp.square_box(lung[zs], margin=prep.box_margin)
     z0, z1 = int(zs[0]), int(zs[-1]) + 1
-    inputs = np.stack([pp.prepare_slice(pp.window_hu(vol[z]), box, size) for z in range(z0, z1)])
+    inputs = np.stack([prep.prepare_slice(pp.window_hu(vol[z], prep.hu_window), box) for z in range(z0, z1)])
     prob = _run_batches(model, inputs, batch_size)  # (Z', 3, S, S)
     sigma = z_sigma_mm / float(spacing[0])
     if sigma > 0:
@@ -146,16 +131,6 @@ def segment_lesions_model(
     # lesion probability is interpolated; the GGO/consolidation choice is looked up at the
     # network resolution for lesion voxels (nearest), which is what keeps this fast.
     p_lesion, (ys, xs) = pp.restore_region(prob[:, GGO] + prob[:, CONSOLIDATION], box, vol.shape[1:])
-    lung_box = lung[z0:z1, ys, xs]
-    added = None
-    if complete_lungs and restrict_to_lungs:
-        added = _lost_dense_lung(
-            p_lesion >= threshold, lung_box, vol[z0:z1, ys, xs], spacing, min_ml=min_added_ml, min_hu=min_added_hu
-        )
-        if added is not None:
-            lung_box = lung_box | added
-    if restrict_to_lungs:
-        p_lesion *= lung_box
     np.clip(p_lesion, 0.0, 1.0, out=p_lesion)
     region = np.zeros(p_lesion.shape, dtype=np.uint8)
     kz, ky, kx = np.nonzero(p_lesion >= threshold)
@@ -164,60 +139,33 @@ def segment_lesions_model(
     ix = np.clip(((kx + xs.start - box.x0 + 0.5) * scale).astype(int), 0, size - 1)
     consolidation = prob[kz, CONSOLIDATION, iy, ix] > prob[kz, GGO, iy, ix]
     region[kz, ky, kx] = np.where(consolidation, CONSOLIDATION, GGO)
-    labels[z0:z1, ys, xs] = _remove_small_components(region, spacing, min_component_ml)
+    labels[z0:z1, ys, xs] = region
     probability[z0:z1, ys, xs] = p_lesion
-    additions = None
-    if added is not None:
-        additions = np.zeros(vol.shape, dtype=bool)
-        additions[z0:z1, ys, xs] = added
-    return LesionMasks(labels=labels, probability=probability, method=method, lung_additions=additions)
+    return LesionEvidence(labels, probability, f"model:{model.name}", min_component_ml, box=(slice(z0, z1), ys, xs))
 
 
-def _lost_dense_lung(
-    lesion: np.ndarray, lung: np.ndarray, hu: np.ndarray, spacing: Sequence[float], *, min_ml: float, min_hu: float
-) -> np.ndarray | None:
-    """Components of ``lesion`` outside ``lung`` that touch it, are large enough and dense enough."""
-    import cc3d
+def segment_lesions_model(
+    volume: np.ndarray,
+    spacing: Sequence[float],
+    lungs: LungMasks | np.ndarray,
+    *,
+    restrict_to_lungs: bool = True,
+    **options,
+) -> LesionMasks:
+    """Segment ground-glass and consolidation with the lesion U-Net, inside ``lungs``.
 
-    outside = lesion & ~lung
-    if not outside.any():
-        return None
-    comps = cc3d.connected_components(outside, connectivity=26)
-    # Contact = component voxels with a face-neighbour in the lung; a stomach wall beside the lung
-    # base touches it in a few voxels, consolidation the lung mask cut off shares a whole face.
-    # (Shifted views instead of a binary dilation: several times faster on a whole lung box.)
-    beside = np.zeros(lung.shape, dtype=bool)
-    for axis in range(3):
-        n = lung.shape[axis]
-        lo = [slice(None)] * 3
-        hi = [slice(None)] * 3
-        lo[axis], hi[axis] = slice(0, n - 1), slice(1, n)
-        beside[tuple(lo)] |= lung[tuple(hi)]
-        beside[tuple(hi)] |= lung[tuple(lo)]
-    labels_out, hu_out = comps[outside], hu[outside].astype(np.float64)
-    n_comps = int(comps.max()) + 1
-    contact = np.bincount(comps[outside & beside], minlength=n_comps)
-    sizes = np.bincount(labels_out, minlength=n_comps)
-    mean_hu = np.bincount(labels_out, weights=hu_out, minlength=n_comps) / np.maximum(sizes, 1)
-    min_voxels = min_ml * 1000.0 / float(np.prod(spacing))
-    keep = [
-        c for c in range(1, sizes.size)
-        if contact[c] >= MIN_CONTACT_VOXELS and sizes[c] >= min_voxels and mean_hu[c] >= min_hu
-    ]
-    if logger.isEnabledFor(logging.DEBUG):
-        stats = [(int(sizes[c]), int(contact[c]), round(float(mean_hu[c]))) for c in range(1, sizes.size)]
-        logger.debug("lost-lung candidates (size, contact, mean HU): %s", stats)
-    return np.isin(comps, keep) if keep else None
-
-
-def _remove_small_components(labels: np.ndarray, spacing: Sequence[float], min_ml: float) -> np.ndarray:
-    if min_ml <= 0 or not labels.any():
-        return labels
-    import cc3d
-
-    min_voxels = int(np.ceil(min_ml * 1000.0 / float(np.prod(spacing))))
-    keep = cc3d.dust(labels > 0, threshold=min_voxels, connectivity=26, in_place=False)
-    return np.where(keep, labels, 0).astype(np.uint8)
+    :func:`predict_lesions_model` (``options`` are its keyword options) followed by
+    :meth:`LesionEvidence.within` the given lungs. ``restrict_to_lungs=False`` keeps what the
+    network predicts outside them (to measure how much that is; the analysis always
+    restricts). Lung completion is a separate anatomy step
+    (:func:`pneumolens.anatomy.complete_lungs`) that ``pipeline.analyze`` runs in between.
+    """
+    evidence = predict_lesions_model(volume, spacing, lungs, **options)
+    if restrict_to_lungs:
+        mask = lungs if isinstance(lungs, LungMasks) else LungMasks(np.asarray(lungs, np.uint8), np.zeros(evidence.labels.shape, bool))
+    else:
+        mask = LungMasks(np.ones(evidence.labels.shape, np.uint8), np.zeros(evidence.labels.shape, bool))
+    return evidence.within(mask, tuple(float(s) for s in spacing))
 
 
 def rough_lung_mask_8bit(image01: np.ndarray) -> np.ndarray:
@@ -240,19 +188,20 @@ def predict_slices(
     """``(P(GGO), P(consolidation))`` of each ``[0, 1]`` image, on the image's own grid."""
     if not images01:
         return []
-    size = model.input_size
-    prob = _run_batches(model, np.stack([pp.prepare_slice(im, b, size) for im, b in zip(images01, boxes)]), batch_size)
+    prep = model.preprocessing
+    prob = _run_batches(model, np.stack([prep.prepare_slice(im, b) for im, b in zip(images01, boxes)]), batch_size)
     return [
         tuple(pp.uncrop(pp.resize(p[c], box.side, order=1), box, im.shape) for c in (GGO, CONSOLIDATION))
         for im, box, p in zip(images01, boxes, prob)
     ]
 
 
-def slice_box(image01: np.ndarray) -> pp.Box:
+def slice_box(image01: np.ndarray, *, margin: float = pp.BOX_MARGIN) -> pp.Box:
     """Crop box of a 2D image as in training: the square lung box of a whole axial slice (dark
-    enclosed regions covering at least 5 % of it), else the whole image (already a lung crop)."""
+    enclosed regions covering at least 5 % of it, grown by ``margin``), else the whole image
+    (already a lung crop)."""
     rough = rough_lung_mask_8bit(image01)
-    return pp.square_box(rough) if rough.mean() >= 0.05 else pp.full_box(image01.shape)
+    return pp.square_box(rough, margin=margin) if rough.mean() >= 0.05 else pp.full_box(image01.shape)
 
 
 def segment_slice_images(
@@ -283,7 +232,8 @@ def segment_slice_images(
         if np.ndim(img) != 2:
             raise ValueError(f"slice images must be 2D grey, got shape {np.shape(img)}")
     model = _model(weights, threads)
-    boxes = [slice_box(im) for im in images01] if boxes is None else list(boxes)
+    margin = model.preprocessing.box_margin
+    boxes = [slice_box(im, margin=margin) for im in images01] if boxes is None else list(boxes)
     results = []
     for p_ggo, p_cons in predict_slices(model, images01, boxes, batch_size=batch_size):
         p_les = np.clip(p_ggo + p_cons, 0.0, 1.0).astype(np.float32)

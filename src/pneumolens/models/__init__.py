@@ -1,15 +1,21 @@
 """Model registry: shipped ONNX weights with JSON sidecars, local weight paths, checksums.
 
 A model is an ONNX file plus a sidecar ``<name>.json`` beside it holding at least ``sha256`` (of
-the ONNX file), ``input`` (size, normalisation) and ``classes``. Shipped models live in
-``pneumolens/models/weights/``; :func:`load` takes a shipped name or a path to another ONNX file
-(``--weights PATH``) and verifies the checksum before any inference.
+the ONNX file), ``input`` (size, HU window, crop margin, CLAHE: :class:`~pneumolens.models.
+preprocess.Preprocessing`) and ``classes``. Shipped models live in ``pneumolens/models/weights/``;
+:func:`load` takes a shipped name or a path to another ONNX file (``--weights PATH``), verifies
+the checksum and the preprocessing description before any inference, so other weights are fed
+as they were trained or refused with a :class:`~pneumolens.errors.ModelError`.
+
+A loaded model is cached per process (keyed on the file, its size and modification time, and the
+thread count): a service that analyses many scans loads and verifies it once.
 
 Inference uses onnxruntime only; torch is never imported here.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from pneumolens.errors import ModelError
+from pneumolens.models.preprocess import Preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +87,19 @@ class Model:
         The sidecar dictionary (``sha256``, ``input``, ``classes``, ``version``, ...).
     session
         The onnxruntime ``InferenceSession``.
+    preprocessing
+        How inputs are made, from the sidecar's ``input``.
     """
 
     name: str
     path: Path
     meta: dict[str, Any]
     session: Any = field(repr=False)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     @property
     def input_size(self) -> int:
-        return int(self.meta["input"]["size"])
+        return self.preprocessing.size
 
     @property
     def input_name(self) -> str:
@@ -115,14 +125,35 @@ def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: b
         Check the file's SHA-256 against the sidecar (always on for users; off only in tools
         that write the sidecar).
 
+    Returns
+    -------
+    Model
+        The same object for the same file (unchanged on disk), threads and ``verify`` within a
+        process (see :func:`clear_cache`).
+
     Raises
     ------
     ModelError
-        Missing file or sidecar, checksum mismatch, or a file onnxruntime cannot load.
+        Missing file or sidecar, checksum mismatch, a preprocessing the sidecar describes that
+        this version cannot apply, or a file onnxruntime cannot load.
     """
+    path, sidecar = resolve(name_or_path)
+    stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (path, sidecar))
+    return _load_cached(str(path), stamps, threads, verify)
+
+
+def clear_cache() -> None:
+    """Forget the models loaded so far (the next :func:`load` reads the files again)."""
+    _load_cached.cache_clear()
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path_text: str, stamps: tuple, threads: int, verify: bool) -> Model:
+    """:func:`load` without the cache; ``stamps`` (sizes and mtimes) only key the cache."""
     import onnxruntime as ort
 
-    path, sidecar = resolve(name_or_path)
+    path = Path(path_text)
+    sidecar = path.with_suffix(".json")
     try:
         meta = json.loads(sidecar.read_text())
     except json.JSONDecodeError as exc:
@@ -130,6 +161,7 @@ def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: b
     for key in ("sha256", "input", "classes"):
         if key not in meta:
             raise ModelError(f"model sidecar {sidecar} lacks '{key}'; re-export the model with 'pneumolens train'")
+    preprocessing = Preprocessing.from_sidecar(meta, where=str(sidecar))
     if verify:
         actual = sha256_of(path)
         if actual != meta["sha256"]:
@@ -145,4 +177,6 @@ def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: b
         session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types; report them as ModelError
         raise ModelError(f"onnxruntime cannot load {path}: {exc}") from exc
-    return Model(name=str(meta.get("name", path.stem)), path=path, meta=meta, session=session)
+    logger.info("loaded model %s from %s", meta.get("name", path.stem), path)
+    return Model(name=str(meta.get("name", path.stem)), path=path, meta=meta, session=session,
+                 preprocessing=preprocessing)

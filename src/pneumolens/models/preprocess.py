@@ -16,11 +16,16 @@ Numpy + scikit-image only: no torch, so inference does not need the ``train`` ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from pneumolens.errors import ModelError
+
+#: The lung window (HU): centre -600, width 1500. Model inputs and report images use it.
 LUNG_WINDOW_HU: tuple[float, float] = (-1350.0, 150.0)
 CLAHE_CLIP_LIMIT = 0.03
 #: Fraction of the lung box side added on every side before squaring it.
@@ -154,11 +159,11 @@ def restore_region(stack: np.ndarray, box: Box, shape: tuple[int, int]) -> tuple
     return np.ascontiguousarray(out.transpose(1, 0, 2)), (ys, xs)
 
 
-def clahe(image01: np.ndarray) -> np.ndarray:
-    """CLAHE of a 2D ``[0, 1]`` image with the shared clip limit (float32 out)."""
+def clahe(image01: np.ndarray, *, clip_limit: float = CLAHE_CLIP_LIMIT) -> np.ndarray:
+    """CLAHE of a 2D ``[0, 1]`` image (float32 out; skimage's ``equalize_adapthist``)."""
     from skimage.exposure import equalize_adapthist
 
-    return equalize_adapthist(np.clip(image01, 0.0, 1.0), clip_limit=CLAHE_CLIP_LIMIT).astype(np.float32)
+    return equalize_adapthist(np.clip(image01, 0.0, 1.0), clip_limit=clip_limit).astype(np.float32)
 
 
 def enclosed_regions(dark: np.ndarray, *, min_pixels: int) -> np.ndarray:
@@ -177,9 +182,103 @@ def enclosed_regions(dark: np.ndarray, *, min_pixels: int) -> np.ndarray:
     return ndimage.binary_fill_holes(keep[labels])
 
 
-def prepare_slice(image01: np.ndarray, box: Box, size: int) -> np.ndarray:
-    """Crop, resample and equalise one ``[0, 1]`` slice: the network input ``(size, size)``."""
-    return clahe(resize(crop(np.asarray(image01, dtype=np.float32), box), size, order=1))
+def prepare_slice(image01: np.ndarray, box: Box, size: int, *, clip_limit: float | None = CLAHE_CLIP_LIMIT) -> np.ndarray:
+    """Crop, resample and equalise one ``[0, 1]`` slice: the network input ``(size, size)``.
+
+    ``clip_limit=None`` skips CLAHE (models trained without it).
+    """
+    resized = resize(crop(np.asarray(image01, dtype=np.float32), box), size, order=1)
+    return resized if clip_limit is None else clahe(resized, clip_limit=clip_limit)
+
+
+#: Keys of a sidecar's ``input`` this version understands; any other key is refused, since it
+#: would describe a normalisation that would not be applied.
+SIDECAR_INPUT_KEYS = frozenset(
+    {"name", "size", "channels", "hu_window", "clahe_clip_limit", "box_margin", "normalisation"}
+)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a model's input is made, as its sidecar says: the model is fed as it was trained.
+
+    Attributes
+    ----------
+    hu_window
+        ``(low, high)`` HU mapped linearly to ``[0, 1]`` (clipped).
+    box_margin
+        Fraction of the lung box side added on every side of the square crop.
+    clahe_clip_limit
+        CLAHE clip limit on the resampled slice; ``None``: no CLAHE.
+    size
+        Side of the square network input (pixels).
+    """
+
+    hu_window: tuple[float, float] = LUNG_WINDOW_HU
+    box_margin: float = BOX_MARGIN
+    clahe_clip_limit: float | None = CLAHE_CLIP_LIMIT
+    size: int = 192
+
+    def __post_init__(self) -> None:
+        lo, hi = self.hu_window
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"hu_window must be (low, high) with low < high, got {self.hu_window}")
+        if not 0.0 <= self.box_margin < 1.0:
+            raise ValueError(f"box_margin must be in [0, 1), got {self.box_margin}")
+        if self.clahe_clip_limit is not None and not 0.0 < self.clahe_clip_limit <= 1.0:
+            raise ValueError(f"clahe_clip_limit must be in (0, 1] or None, got {self.clahe_clip_limit}")
+        if self.size < 16:
+            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
+
+    @classmethod
+    def from_sidecar(cls, meta: Mapping[str, Any], *, where: str) -> Preprocessing:
+        """Read ``meta["input"]`` of a model sidecar.
+
+        ``size``, ``hu_window``, ``box_margin`` and ``clahe_clip_limit`` (``null``: no CLAHE) are
+        required; ``channels`` must be 1.
+
+        Raises
+        ------
+        ModelError
+            A key is missing, has an unusable value, or describes a normalisation this version
+            cannot apply (unknown keys, several channels).
+        """
+        spec = meta.get("input")
+        if not isinstance(spec, Mapping):
+            raise ModelError(f"model sidecar {where} has no 'input' object describing the preprocessing")
+        unknown = sorted(set(spec) - SIDECAR_INPUT_KEYS)
+        if unknown:
+            raise ModelError(
+                f"model sidecar {where} asks for input preprocessing this version cannot apply ({', '.join(unknown)}); "
+                f"known keys: {', '.join(sorted(SIDECAR_INPUT_KEYS))}. Re-export the model for this pneumolens "
+                "or use a pneumolens that supports it."
+            )
+        missing = [k for k in ("size", "hu_window", "box_margin", "clahe_clip_limit") if k not in spec]
+        if missing:
+            raise ModelError(
+                f"model sidecar {where} lacks input.{', input.'.join(missing)}; without it the model cannot be fed "
+                "as it was trained. Add the values used in training (e.g. \"hu_window\": [-1350, 150], "
+                "\"box_margin\": 0.06, \"clahe_clip_limit\": 0.03 or null) or re-export with 'pneumolens train'."
+            )
+        if int(spec.get("channels", 1)) != 1:
+            raise ModelError(f"model sidecar {where}: input.channels is {spec['channels']}; this version feeds 1 channel")
+        try:
+            window = tuple(float(v) for v in spec["hu_window"])
+            if len(window) != 2:
+                raise ValueError(f"hu_window needs two values, got {spec['hu_window']}")
+            clip = spec["clahe_clip_limit"]
+            return cls(
+                hu_window=window,  # type: ignore[arg-type]
+                box_margin=float(spec["box_margin"]),
+                clahe_clip_limit=None if clip is None else float(clip),
+                size=int(spec["size"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"model sidecar {where} has an unusable input description: {exc}") from None
+
+    def prepare_slice(self, image01: np.ndarray, box: Box) -> np.ndarray:
+        """The network input ``(size, size)`` of one ``[0, 1]`` slice (see :func:`prepare_slice`)."""
+        return prepare_slice(image01, box, self.size, clip_limit=self.clahe_clip_limit)
 
 
 def prepare_label(label: np.ndarray, box: Box, size: int) -> np.ndarray:

@@ -25,8 +25,15 @@ class DataConfig:
     zenodo: bool = True
     zenodo_limit: int = 0
     zenodo_val_step: int = 2
+    #: Zenodo validation block ``[start, stop)`` inside the training block (slice numbers at case
+    #: boundaries); its slices leave the training set. Empty: validate on the held-out block
+    #: (stages 1-7, which thereby used the test block for monitoring).
+    zenodo_val: tuple[int, ...] = ()
     medseg: bool = True
     medseg_limit: int = 0
+    #: MedSeg validation files ``[from, to)`` (file numbers) inside the training files; empty:
+    #: validate on the held-out files (stages 1-7).
+    medseg_val: tuple[int, ...] = ()
     hu_volumes: bool = True
     phantoms: int = 0
     hu_variants: int = 3
@@ -68,6 +75,24 @@ class TrainConfig:
     threads: int = 2
     max_steps: int = 0
     out_dir: str = "runs/lesion_unet2d"
+    #: Learning-rate schedule: "onecycle" over the whole recipe (stages 1-7) or
+    #: "cosine_restarts" (linear warm-up over ``warmup_steps``, then cosine cycles of
+    #: ``restart_steps`` growing ``restart_mult``-fold, down to ``min_lr_fraction`` of ``lr``):
+    #: every cycle end is an annealed model, so a run that spans sessions has usable checkpoints.
+    schedule: str = "onecycle"
+    warmup_steps: int = 0
+    restart_steps: int = 2500
+    restart_mult: int = 2
+    min_lr_fraction: float = 0.02
+    #: Also write ``last.pt`` in the middle of an epoch when this many minutes passed since the
+    #: last one (0: at the end of each epoch only).
+    checkpoint_minutes: float = 0.0
+    #: Validation metrics averaged into the score that picks ``best.pt`` (empty: all of them).
+    select_on: tuple[str, ...] = ()
+    #: Dice on every n-th Zenodo training slice (no augmentation) after each epoch (0: not measured).
+    train_eval_step: int = 0
+    #: Random flips, rotation, scale, intensity changes of every batch (off only for fitting tests).
+    augment: bool = True
     #: Start from these weights (a ``best.pt``/``last.pt`` of an earlier stage); relative paths
     #: are taken from the working directory. Ignored when resuming.
     init_from: str = ""

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pneumolens.io.images import read_image
 from pneumolens.models.preprocess import (
     Box,
     full_box,
@@ -90,17 +91,13 @@ def lesion_extent(lesion: np.ndarray, lungs: np.ndarray) -> float:
 
 
 def read_gray(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"))
+    """8-bit grey image (:func:`pneumolens.io.images.read_image`, mode ``"gray8"``)."""
+    return read_image(path, mode="gray8")
 
 
 def read_palette(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im)  # palette indices are the class labels
+    """Stored values of a palette image: the class labels."""
+    return read_image(path, mode="labels")
 
 
 def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step: int = 1) -> list[int]:
@@ -109,6 +106,14 @@ def zenodo_indices(root: Path, *, holdout: bool, limit: int | None = None, step:
     idx = list(range(ZENODO_HOLDOUT_START, n)) if holdout else list(range(min(ZENODO_HOLDOUT_START, n)))
     idx = idx[::step]
     return idx[:limit] if limit else idx
+
+
+def split_block(items: Sequence[int], block: Sequence[int]) -> tuple[list[int], list[int]]:
+    """``items`` outside and inside the half-open block ``[start, stop)`` (a validation block)."""
+    if len(block) != 2 or block[0] >= block[1]:
+        raise ValueError(f"a validation block is [start, stop) with start < stop, got {list(block)}")
+    inside = [i for i in items if block[0] <= i < block[1]]
+    return [i for i in items if not block[0] <= i < block[1]], inside
 
 
 class ZenodoSlice(NamedTuple):

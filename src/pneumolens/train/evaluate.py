@@ -6,20 +6,20 @@
   at the slices' own 256x256 resolution, crop box from the provided lung masks as in training;
 - GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices (files >= 47);
 - slice-level infection detection AUC on ``covid_ct_md_P002`` (the whole 3D volume, through
-  ``pneumolens.io.load_scan`` -> ``anatomy.segment_lungs`` -> ``segment_lesions_model``), with
+  ``pneumolens.io.load_scan`` -> ``pipeline.analyze``, the one analysis path), with
   per-slice scores ``max`` (largest lesion probability in the lungs) and ``area`` (lesion
   pixels in the lungs), against the radiologists' per-slice labels;
 - the fraction of lesion voxels the network predicts inside the lungs (without restriction),
   the share of predicted lesion volume in the left lung (P002 has left-lobe disease only),
 - on the two scans without pneumonia (``chest_ct_volumes`` lung1/lung2), the lesion % of lung
-  and the lung volume the lesion step adds to the lung mask (``lung_additions``);
+  and the lung volume lung completion adds to the lung mask;
 - 3D Dice of lesions inserted **in 3D** (:func:`~pneumolens.train.insertion.insert_lesions_3d`)
-  into real HU volumes, through the whole 3D path (lungs recomputed on the lesioned volume),
+  into real HU volumes, through ``pipeline.analyze`` (lungs recomputed on the lesioned volume),
   for the model and for the density method: into the right lung of P002 (radiologists: no
   infection there; a background never trained on) and into ``chest_ct_volumes`` lung1/lung2
   (backgrounds whose slices were trained on with 2D insertions). Synthetic lesions: reported
   apart from the real-data numbers;
-- wall time of lungs + lesions on P002 and on a 150-slice volume built from it.
+- wall time of the analysis stages on P002 and on a 150-slice volume built from it.
 
 Dice is pooled over all pixels of a set (sum of intersections over sum of sizes) and also
 averaged per slice (slices with empty truth and empty prediction count as 1, MONAI's
@@ -34,17 +34,19 @@ import argparse
 import csv
 import json
 import logging
-import time
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from pneumolens import models
+from pneumolens.config import Config
+from pneumolens.io.scan import scan_from_array
 from pneumolens.lesions.model import segment_lesions_model, segment_slice_images
 from pneumolens.models import preprocess as pp
+from pneumolens.pipeline import analyze
 from pneumolens.train import data as D
-from pneumolens.validate.segmentation import dice
+from pneumolens.validate.segmentation import dice, dice_bootstrap
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +72,28 @@ def _precision_recall(preds: list[np.ndarray], truths: list[np.ndarray]) -> tupl
     return tp / max(1, n_pred), tp / max(1, n_true)
 
 
+def _with_ci(preds: list[np.ndarray], truths: list[np.ndarray], *, seed: int = 0) -> dict:
+    """Per-slice pixel counts (for paired comparisons) and bootstrap CIs of the pooled and
+    per-slice Dice (:func:`pneumolens.validate.segmentation.dice_bootstrap`, slices resampled)."""
+    counts = [_pixel_counts([p], [t]) for p, t in zip(preds, truths)]
+    b = dice_bootstrap(np.array(counts).reshape(-1, 3), seed=seed)
+    return {"pooled_ci95": list(b.pooled_ci), "mean_per_slice_ci95": list(b.mean_ci), "per_slice_counts": counts}
+
+
 #: Slices whose lesion covers at least this share of the lungs count as extensive disease.
 EXTENSIVE = 0.3
 
 
-def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5) -> dict:
-    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice).
+def evaluate_zenodo(
+    model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5, indices: list[int] | None = None
+) -> dict:
+    """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice), or on the
+    slices ``indices`` (a validation block, training slices).
 
-    Also precision / recall, and Dice apart for slices with focal and with extensive disease
-    (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
+    Also precision / recall, bootstrap CIs (:func:`_with_ci`), and Dice apart for slices with
+    focal and with extensive disease (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
     """
-    idx = D.zenodo_indices(root, holdout=True, step=step)
+    idx = list(indices) if indices is not None else D.zenodo_indices(root, holdout=True, step=step)
     slices = [D.read_zenodo_slice(root, i) for i in idx]
     truths = [s.infection for s in slices]
     extents = [D.lesion_extent(s.infection, s.lungs) for s in slices]
@@ -94,6 +107,7 @@ def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold
         "dice_binary_mean_per_slice": _per_slice_mean(preds, truths),
         "precision": precision,
         "recall": recall,
+        **_with_ci(preds, truths),
     }
     for key, sel in (("focal", [e < EXTENSIVE for e in extents]), ("extensive", [e >= EXTENSIVE for e in extents])):
         p = [x for x, keep in zip(preds, sel) if keep]
@@ -103,10 +117,10 @@ def evaluate_zenodo(model: models.Model, root: Path, *, step: int = 1, threshold
     return out
 
 
-def evaluate_medseg(model: models.Model, root: Path) -> dict:
-    """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices."""
+def evaluate_medseg(model: models.Model, root: Path, *, stems: list[str] | None = None) -> dict:
+    """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices (or ``stems``)."""
     base = root / "covid_seg_2d_medseg" / "multiclass"
-    stems = D.medseg_names(root, holdout=True)
+    stems = list(stems) if stems is not None else D.medseg_names(root, holdout=True)
     images = [D.read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
     truths = [D.read_palette(base / "GT" / f"{s}.png") for s in stems]
     res = segment_slice_images(images, weights=model, boxes=[pp.full_box(im.shape) for im in images])
@@ -116,7 +130,26 @@ def evaluate_medseg(model: models.Model, root: Path) -> dict:
         gts = [(t > 0) if cls is None else (t == cls) for t in truths]
         out[f"dice_{name}_pooled"] = _pooled(preds, gts)
         out[f"dice_{name}_mean_per_slice"] = _per_slice_mean(preds, gts)
+        out[name] = _with_ci(preds, gts)
     return out
+
+
+#: Validation block of the v2 recipe (``configs/lesions_v2.toml``): whole patients inside the
+#: Zenodo training block, and MedSeg files 40-46. The shipped stages trained on them.
+ZENODO_VALIDATION = (1081, 1258)
+MEDSEG_VALIDATION = (40, 47)
+
+
+def evaluate_training_and_validation(model: models.Model, root: Path, *, train_step: int = 6) -> dict:
+    """Dice on every ``train_step``-th Zenodo slice of the v2 training block (fit), and on the v2
+    validation blocks (Zenodo 1081-1257, MedSeg 40-46)."""
+    train_idx, val_idx = D.split_block(D.zenodo_indices(root, holdout=False), ZENODO_VALIDATION)
+    medseg_val = D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], MEDSEG_VALIDATION)[1]
+    return {
+        "zenodo_training_every_%d" % train_step: evaluate_zenodo(model, root, indices=train_idx[::train_step]),
+        "zenodo_validation": evaluate_zenodo(model, root, indices=val_idx),
+        "medseg_validation": evaluate_medseg(model, root, stems=[str(s) for s in medseg_val]),
+    }
 
 
 def _slice_labels(root: Path, scan) -> np.ndarray:
@@ -140,19 +173,19 @@ def load_p002(root: Path):
     return load_scan(root / "covid_ct_md_P002" / "dicom")
 
 
+def _config(model: models.Model, method: str = "model") -> Config:
+    """The analysis settings that use ``model`` (its file; :func:`models.load` caches it)."""
+    return Config(method=method, lesion_weights=model.path if method == "model" else None)
+
+
 def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
-    """Slice-level AUC, lesions inside the lungs and timing on the P002 volume."""
-    from pneumolens.anatomy import segment_lungs
+    """Slice-level AUC, lesions inside the lungs and timing on the P002 volume (``pipeline.analyze``)."""
     from pneumolens.validate.roc import mann_whitney_auc
 
     scan = scan if scan is not None else load_p002(root)
     truth = _slice_labels(root, scan)
-    t0 = time.perf_counter()
-    lungs = segment_lungs(scan.volume, scan.spacing)
-    t_lungs = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    les = segment_lesions_model(scan.volume, scan.spacing, lungs, weights=model)
-    t_lesions = time.perf_counter() - t0
+    analysis = analyze(scan, _config(model))
+    les, lungs = analysis.lesions, analysis.lungs
     raw = segment_lesions_model(scan.volume, scan.spacing, lungs, weights=model, restrict_to_lungs=False)
     lung = lungs.union
     scores = {
@@ -163,6 +196,7 @@ def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
     aucs = {k: mann_whitney_auc(v[truth == 1], v[truth == 0]) for k, v in scores.items()}
     raw_any = raw.labels > 0
     ml = scan.voxel_volume_ml
+    t = analysis.timings_s
     return {
         "slices": int(truth.size),
         "infected_slices": int(truth.sum()),
@@ -173,29 +207,26 @@ def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
         "fraction_left_lung": float(((les.labels > 0) & lungs.left).sum() / max(1, (les.labels > 0).sum())),
         "fraction_inside_lungs_unrestricted": float((raw_any & lung).sum() / max(1, raw_any.sum())),
         "lesion_slices_without_infection_label": int(((les.labels > 0).any(axis=(1, 2)) & (truth == 0)).sum()),
-        "lung_added_ml": _added_ml(les, ml),
-        "seconds_lungs": round(t_lungs, 2),
-        "seconds_lesions": round(t_lesions, 2),
+        "lung_added_ml": analysis.lung_added_ml,
+        "seconds_lungs": round(t["lungs"], 2),
+        "seconds_lesions": round(t["lesions"] + t["lung_completion"], 2),
         "shape": list(scan.shape),
     }
 
 
-def _added_ml(lesions, voxel_ml: float) -> float:
-    return 0.0 if lesions.lung_additions is None else float(lesions.lung_additions.sum() * voxel_ml)
-
-
 def evaluate_normal(model: models.Model, root: Path) -> dict:
-    """Lesion % of lung and lung added by the lesion step on the two scans without pneumonia."""
-    from pneumolens.anatomy import segment_lungs
+    """Lesion % of lung and lung added by lung completion on the two scans without pneumonia."""
+    from pneumolens.io import load_scan
 
     out = {}
-    for name, vol, spacing, _ in _normal_volumes(root):
-        lungs = segment_lungs(vol, spacing)
-        les = segment_lesions_model(vol, spacing, lungs, weights=model)
-        ml = float(np.prod(spacing)) / 1000.0
-        out[name] = {
-            "lesion_percent_of_lung": float(100.0 * (les.labels > 0).sum() / max(1, lungs.union.sum())),
-            "lung_added_ml": _added_ml(les, ml),
+    for name in ("lung1", "lung2"):
+        analysis = analyze(load_scan(root / "chest_ct_volumes" / f"{name}_image.nrrd"), _config(model))
+        out[f"chest_ct_volumes/{name}"] = {
+            "lesion_percent_of_lung": float(
+                100.0 * analysis.lesions.any.sum() / max(1, analysis.lungs.union.sum())
+            ),
+            "lesion_ml": float(analysis.lesions.any.sum() * analysis.scan.voxel_volume_ml),
+            "lung_added_ml": analysis.lung_added_ml,
         }
     return out
 
@@ -219,7 +250,6 @@ def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple
 def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: int = 8, seed: int = 0) -> dict:
     """3D Dice of 3D-inserted lesions in real HU volumes, model vs density (patterns in turn), mean per case."""
     from pneumolens.anatomy import segment_lungs
-    from pneumolens.lesions import segment_lesions
     from pneumolens.train.insertion import PATTERNS, insert_lesions_3d
 
     scan = scan if scan is not None else load_p002(root)
@@ -235,21 +265,25 @@ def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: i
         ml = float(np.prod(spacing)) / 1000.0
         for i in range(cases):
             ins = insert_lesions_3d(vol, target, spacing=spacing, rng=rng, pattern=PATTERNS[i % len(PATTERNS)])
-            lesioned = np.round(ins.hu).astype(np.int16)
-            lungs = segment_lungs(lesioned, spacing)
+            lesioned = scan_from_array(np.round(ins.hu).astype(np.int16), spacing, path=f"{name} + inserted")
+            # "model_clean_lungs": the lung mask of the scan before insertion (an oracle lung mask
+            # that contains the inserted lesion), to tell lesion-model misses from lung-mask misses.
+            runs = {
+                "model": analyze(lesioned, _config(model)),
+                "density": analyze(lesioned, _config(model, "density")),
+                "model_clean_lungs": analyze(lesioned, _config(model), lungs=clean),
+            }
             row = {
                 "volume": name,
                 "pattern": ins.pattern,
                 "truth_ml": round(float((ins.labels > 0).sum() * ml), 2),
                 "truth_consolidation_ml": round(float((ins.labels == 2).sum() * ml), 2),
-                "truth_inside_lungs": float(((ins.labels > 0) & lungs.union).sum() / max(1, (ins.labels > 0).sum())),
+                "truth_inside_lungs": float(
+                    ((ins.labels > 0) & runs["density"].lungs.union).sum() / max(1, (ins.labels > 0).sum())
+                ),
             }
-            # "model_clean_lungs": the lung mask of the scan before insertion (an oracle lung mask
-            # that contains the inserted lesion), to tell lesion-model misses from lung-mask misses.
-            runs = (("model", lungs, {"weights": model}), ("density", lungs, {}), ("model_clean_lungs", clean, {"weights": model}))
-            for key, lung_masks, opts in runs:
-                method = key.split("_", 1)[0]
-                pred = segment_lesions(lesioned, spacing, lung_masks, method=method, **opts).labels * region
+            for key, analysis in runs.items():
+                pred = analysis.lesions.labels * region
                 row[key] = {
                     "dice": dice(pred > 0, ins.labels > 0, both_empty="nan"),
                     "dice_ggo": dice(pred == 1, ins.labels == 1, both_empty="nan"),
@@ -267,23 +301,21 @@ def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: i
 
 
 def time_150(model: models.Model, scan, *, repeats: int = 1) -> dict:
-    """Wall time of lungs + lesions on a 512x512x150 volume (P002 with 17 slices repeated)."""
-    from pneumolens.anatomy import segment_lungs
-
+    """Wall time of the analysis stages on a 512x512x150 volume (P002 with 17 slices repeated)."""
     vol = np.concatenate([scan.volume, scan.volume[-(150 - scan.shape[0]) :]])[:150]
+    big = scan_from_array(vol, scan.spacing, path="P002 x 150")
     best = {}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        lungs = segment_lungs(vol, scan.spacing)
-        t1 = time.perf_counter()
-        segment_lesions_model(vol, scan.spacing, lungs, weights=model)
-        t2 = time.perf_counter()
-        run = {"lungs": t1 - t0, "lesions": t2 - t1, "total": t2 - t0}
+        t = analyze(big, _config(model)).timings_s
+        run = {"lungs": t["lungs"], "lesions": t["lesions"] + t["lung_completion"]}
+        run["total"] = run["lungs"] + run["lesions"]
         best = run if not best or run["total"] < best["total"] else best
     return {"shape": list(vol.shape), **{k: round(v, 2) for k, v in best.items()}}
 
 
-def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True) -> dict:
+def evaluate(
+    weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True, inserted: bool = True
+) -> dict:
     """All measurements, as a JSON-able dict."""
     model = models.load(weights or models.LESION_MODEL, threads=threads)
     scan = load_p002(root)
@@ -293,10 +325,12 @@ def evaluate(weights: str | Path | None, root: Path, *, threads: int = 0, timing
         "date": date.today().isoformat(),
         "zenodo_holdout": evaluate_zenodo(model, root),
         "medseg_holdout": evaluate_medseg(model, root),
+        **evaluate_training_and_validation(model, root),
         "covid_ct_md_P002": evaluate_p002(model, root, scan=scan),
         "normal_lungs": evaluate_normal(model, root),
-        "inserted_3d": evaluate_inserted_3d(model, root, scan=scan),
     }
+    if inserted:
+        out["inserted_3d"] = evaluate_inserted_3d(model, root, scan=scan)
     if timing:
         out["timing_512x512x150"] = time_150(model, scan)
     return out
@@ -333,15 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--no-inserted", action="store_true", help="skip the 3D inserted-lesion cases")
     parser.add_argument("--markdown", action="store_true", help="also print the 3D inserted-lesion table")
     args = parser.parse_args(argv)
     root = args.data or RecipeConfig(base_dir=Path(__file__).resolve().parents[3] / "configs").data_root()
-    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing)
+    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing, inserted=not args.no_inserted)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
     print(text)
-    if args.markdown:
+    if args.markdown and "inserted_3d" in result:
         print(inserted_table(result["inserted_3d"]))
     return 0
 

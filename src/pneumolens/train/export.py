@@ -85,8 +85,9 @@ def write_sidecar(path: Path, cfg: RecipeConfig, *, parameters: int, data_summar
             "hu_window": list(preprocess.LUNG_WINDOW_HU),
             "clahe_clip_limit": preprocess.CLAHE_CLIP_LIMIT,
             "box_margin": preprocess.BOX_MARGIN,
-            "normalisation": "lung window [-1350,150] HU -> [0,1] (8-bit slices /255); square lung box; "
-            "resize to size; skimage CLAHE clip 0.03 (pneumolens.models.preprocess.prepare_slice)",
+            "normalisation": f"lung window {list(preprocess.LUNG_WINDOW_HU)} HU -> [0,1] (8-bit slices /255); "
+            f"square lung box; resize to size; skimage CLAHE clip {preprocess.CLAHE_CLIP_LIMIT} "
+            "(pneumolens.models.preprocess.prepare_slice)",
         },
         "output": {"name": "probabilities", "softmax": True},
         "classes": CLASSES,

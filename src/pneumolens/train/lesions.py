@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
+import signal
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 
 from pneumolens.errors import InputError
 from pneumolens.train import data as D
-from pneumolens.train.config import ModelConfig, RecipeConfig
+from pneumolens.train.config import ModelConfig, RecipeConfig, TrainConfig
 from pneumolens.validate import segmentation
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,11 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
     train_parts, val_parts, summary = [], [], {}
     if d.zenodo:
         tr = D.zenodo_indices(root, holdout=False, limit=d.zenodo_limit or None)
-        va = D.zenodo_indices(root, holdout=True, limit=d.zenodo_limit or None, step=d.zenodo_val_step)
+        if d.zenodo_val:  # a block of whole patients inside the training block; the test block stays unseen
+            tr, va = D.split_block(D.zenodo_indices(root, holdout=False), d.zenodo_val)
+            tr, va = tr[: d.zenodo_limit or None], va[:: d.zenodo_val_step]
+        else:
+            va = D.zenodo_indices(root, holdout=True, limit=d.zenodo_limit or None, step=d.zenodo_val_step)
         if not tr or not va:
             raise InputError("no Zenodo slices for training and validation", where=root / "covid_seg_2d_zenodo",
                              todo="check the folder (ct/, lungs/, covid/ PNGs) or set zenodo = false")
@@ -73,7 +80,11 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
         summary["covid_seg_2d_zenodo"] = {"train": [tr[0], tr[-1], len(tr)], "val": [va[0], va[-1], len(va)]}
     if d.medseg:
         tr = D.medseg_names(root, holdout=False, limit=d.medseg_limit or None)
-        va = D.medseg_names(root, holdout=True, limit=d.medseg_limit or None)
+        if d.medseg_val:
+            rest, inside = D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], d.medseg_val)
+            tr, va = [str(s) for s in rest][: d.medseg_limit or None], [str(s) for s in inside]
+        else:
+            va = D.medseg_names(root, holdout=True, limit=d.medseg_limit or None)
         train_parts.append(D.load_medseg(root, tr, size))
         val_parts.append(D.load_medseg(root, va, size))
         summary["covid_seg_2d_medseg"] = {"train": tr, "val": va}
@@ -227,21 +238,135 @@ def validation_metrics(prob: np.ndarray, val: D.SampleSet) -> dict[str, float]:
     return out
 
 
-def score(metrics: dict[str, float]) -> float:
-    vals = [v for v in metrics.values() if not math.isnan(v)]
+def score(metrics: dict[str, float], keys: tuple[str, ...] = ()) -> float:
+    """Mean of the validation metrics named in ``keys`` (all when empty), NaNs left out."""
+    vals = [v for k, v in metrics.items() if (not keys or k in keys) and not math.isnan(v)]
     return float(np.mean(vals)) if vals else float("nan")
 
 
+# ---------------------------------------------------------------- schedule, checkpoints
+def lr_factor(step: int, t: TrainConfig) -> float:
+    """Multiplier of ``t.lr`` at ``step`` for ``schedule = "cosine_restarts"``.
+
+    Linear warm-up from 0.1 over ``warmup_steps``, then cosine annealing to ``min_lr_fraction``
+    with warm restarts, cycles of ``restart_steps`` growing ``restart_mult``-fold (SGDR:
+    Loshchilov and Hutter, "SGDR: stochastic gradient descent with warm restarts", ICLR 2017).
+    """
+    if step < t.warmup_steps:
+        return 0.1 + 0.9 * step / t.warmup_steps
+    pos, length = step - t.warmup_steps, max(1, t.restart_steps)
+    while pos >= length:
+        pos -= length
+        length *= max(1, t.restart_mult)
+    return t.min_lr_fraction + (1.0 - t.min_lr_fraction) * 0.5 * (1.0 + math.cos(math.pi * pos / length))
+
+
+def cycle_ends(t: TrainConfig, total: int) -> set[int]:
+    """Steps at which a cosine cycle of ``t`` ends (annealed weights), up to ``total``."""
+    ends, at, length = set(), t.warmup_steps, max(1, t.restart_steps)
+    while at + length <= total:
+        at += length
+        ends.add(at)
+        length *= max(1, t.restart_mult)
+    return ends
+
+
+def build_schedule(opt: torch.optim.Optimizer, t: TrainConfig, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+    if t.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, pct_start=0.05)
+    if t.schedule == "cosine_restarts":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, t))
+    raise InputError(f"unknown schedule {t.schedule!r}", todo='use "onecycle" or "cosine_restarts"')
+
+
+def rng_states() -> dict:
+    """The global random states of python, numpy and torch (restored by :func:`set_rng_states`)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)  # atomic: a kill mid-save keeps the previous checkpoint
+
+
+class _StopRequest:
+    """Turns SIGTERM / SIGINT into a flag checked between steps (checkpoint, then return)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        logger.warning("signal %d: writing a checkpoint and stopping after this step", signum)
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
 # ---------------------------------------------------------------- loop
-def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, stop_after_epoch: int = 0) -> Path:
+def _load_cached_sets(cache: Path) -> tuple[D.SampleSet, D.SampleSet, dict]:
+    z = np.load(cache, allow_pickle=False)
+    train_set, val_set = (
+        D.SampleSet(
+            z[f"{k}_images"], z[f"{k}_targets"], z[f"{k}_kinds"], list(z[f"{k}_names"]),
+            z.get(f"{k}_extents"),  # None for caches written before extents existed
+        )
+        for k in ("train", "val")
+    )
+    return train_set, val_set, json.loads(str(z["summary"]))
+
+
+def _save_sets(cache: Path, train_set: D.SampleSet, val_set: D.SampleSet, summary: dict) -> None:
+    np.savez(
+        cache,
+        train_images=train_set.images, train_targets=train_set.targets, train_kinds=train_set.kinds,
+        train_names=np.array(train_set.names), train_extents=train_set.extents, val_images=val_set.images,
+        val_targets=val_set.targets, val_kinds=val_set.kinds, val_names=np.array(val_set.names),
+        val_extents=val_set.extents, summary=json.dumps(summary),
+    )
+
+
+def training_subset(train_set: D.SampleSet, every: int) -> D.SampleSet:
+    """Every ``every``-th Zenodo training sample (as prepared, no augmentation) for a training Dice."""
+    idx = [i for i, n in enumerate(train_set.names) if n.startswith("zenodo/")][::every]
+    return D.SampleSet(train_set.images[idx], train_set.targets[idx], train_set.kinds[idx], [train_set.names[i] for i in idx])
+
+
+def train(
+    cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, stop_after_epoch: int = 0, stop_after_step: int = 0
+) -> Path:
     """Run (or resume) the recipe; returns the path of the best checkpoint.
 
-    ``stop_after_epoch`` > 0 stops after that epoch as if interrupted (the schedule still spans
-    the whole recipe, so ``resume=True`` continues exactly where it stopped).
+    ``stop_after_epoch`` / ``stop_after_step`` > 0 stop after that epoch / step as if interrupted
+    (the schedule still spans the whole recipe, so ``resume=True`` continues exactly where it
+    stopped); SIGTERM or SIGINT do the same after the current step.
+
+    Resuming is exact: ``last.pt`` holds the model, optimiser, LR schedule, the global python /
+    numpy / torch random states and the position inside the epoch (batch index and the state of
+    the epoch's generator, which draws the samples and the augmentation), so a stopped and
+    resumed run computes the same weights as an uninterrupted one (with the same thread count;
+    ``tests/train/test_lesions.py`` checks it bit for bit).
 
     Files in ``cfg.train.out_dir``: ``samples.npz`` (prepared inputs, reused on resume),
-    ``last.pt`` (everything needed to resume), ``best.pt`` (model weights with the best
-    validation score, or the last epoch when there is no validation set), ``log.jsonl``.
+    ``last.pt`` (everything needed to resume; at the end of every epoch and every
+    ``checkpoint_minutes``), ``best.pt`` (model weights with the best validation score, or the
+    last epoch when there is no validation set), ``cycle_<step>.pt`` (weights at the end of each
+    cosine cycle), ``log.jsonl`` (one line per epoch).
     """
     from tqdm import tqdm
 
@@ -251,34 +376,21 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
     out = cfg.out_dir()
     cache = out / "samples.npz"
     if resume and cache.exists():
-        z = np.load(cache, allow_pickle=False)
-        train_set, val_set = (
-            D.SampleSet(
-                z[f"{k}_images"], z[f"{k}_targets"], z[f"{k}_kinds"], list(z[f"{k}_names"]),
-                z.get(f"{k}_extents"),  # None for caches written before extents existed
-            )
-            for k in ("train", "val")
-        )
-        summary = json.loads(str(z["summary"]))
+        train_set, val_set, summary = _load_cached_sets(cache)
     else:
         t0 = time.time()
         train_set, val_set, summary = build_sets(cfg)
         out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no run folder behind
-        np.savez(
-            cache,
-            train_images=train_set.images, train_targets=train_set.targets, train_kinds=train_set.kinds,
-            train_names=np.array(train_set.names), train_extents=train_set.extents, val_images=val_set.images,
-            val_targets=val_set.targets, val_kinds=val_set.kinds, val_names=np.array(val_set.names),
-            val_extents=val_set.extents, summary=json.dumps(summary),
-        )
+        _save_sets(cache, train_set, val_set, summary)
         logger.info("prepared %d train / %d val samples in %.0f s", len(train_set), len(val_set), time.time() - t0)
 
     model = build_model(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     steps_per_epoch = max(1, t.samples_per_epoch // t.batch_size)
     total = t.max_steps or steps_per_epoch * t.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr, total_steps=total, pct_start=0.05)
-    start_epoch, step, best, history = 0, 0, -1.0, []
+    sched = build_schedule(opt, t, total)
+    snapshots = cycle_ends(t, total) if t.schedule == "cosine_restarts" else set()
+    start_epoch, step, best, history, position = 0, 0, -1.0, [], None
     last = out / "last.pt"
     if t.init_from and not (resume and last.exists()):
         model.load_state_dict(torch.load(Path(t.init_from), weights_only=False)["model"])
@@ -289,55 +401,86 @@ def train(cfg: RecipeConfig, *, resume: bool = False, progress: bool = True, sto
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, step, best, history = state["epoch"], state["step"], state["best"], state["history"]
-        logger.info("resuming at epoch %d step %d", start_epoch, step)
+        position = state.get("position")
+        if "rng" in state:
+            set_rng_states(state["rng"])
+        logger.info("resuming at epoch %d step %d", start_epoch + (position is not None), step)
 
     weights = torch.from_numpy(sample_weights(train_set, cfg))
     images = torch.from_numpy(train_set.images)
     targets = torch.from_numpy(train_set.targets)
     kinds = torch.from_numpy(train_set.kinds)
+    fit_set = training_subset(train_set, t.train_eval_step) if t.train_eval_step else None
     meta = {"config": _jsonable(cfg), "data": summary, "parameters": count_parameters(model)}
     (out / "recipe.json").write_text(json.dumps(meta, indent=2))
 
-    for epoch in range(start_epoch, t.epochs):
-        if step >= total or (stop_after_epoch and epoch >= stop_after_epoch):
-            break
-        gen = torch.Generator().manual_seed(t.seed * 1000 + epoch)  # same draws after a resume
-        order = torch.multinomial(weights, steps_per_epoch * t.batch_size, replacement=True, generator=gen)
-        model.train()
-        losses, t0 = [], time.time()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, mininterval=20)
-        for i in bar:
-            if step >= total:
-                break
-            idx = order[i * t.batch_size : (i + 1) * t.batch_size]
-            x, y = augment(images[idx, None], targets[idx], gen)
-            loss = lesion_loss(model(x), y, kinds[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
-        metrics = validation_metrics(predict_probabilities(model, val_set.images), val_set) if len(val_set) else {}
-        s = score(metrics) if metrics else float(epoch)
-        record = {
-            "epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
-            "seconds": round(time.time() - t0, 1), "lr": sched.get_last_lr()[0], **metrics, "score": s,
-        }
-        history.append(record)
-        with (out / "log.jsonl").open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        logger.info("epoch %s", record)
-        if not math.isnan(s) and s >= best:
-            best = s
-            torch.save({"model": model.state_dict(), "epoch": epoch + 1, "metrics": metrics}, out / "best.pt")
-        torch.save(
+    def checkpoint(epoch_done: int, pos: dict | None) -> None:
+        _save_atomic(
             {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "epoch": epoch + 1, "step": step, "best": best, "history": history},
-            out / "last.tmp",
+             "epoch": epoch_done, "step": step, "best": best, "history": history, "position": pos,
+             "rng": rng_states()},
+            last,
         )
-        (out / "last.tmp").replace(last)  # atomic: a kill mid-save keeps the previous checkpoint
+
+    with _StopRequest() as stop:
+        for epoch in range(start_epoch, t.epochs):
+            if step >= total or (stop_after_epoch and epoch >= stop_after_epoch):
+                break
+            gen = torch.Generator().manual_seed(t.seed * 1000 + epoch)  # same draws after a resume
+            order = torch.multinomial(weights, steps_per_epoch * t.batch_size, replacement=True, generator=gen)
+            first, losses, seconds = 0, [], 0.0
+            if position is not None:  # resume inside this epoch where the checkpoint left it
+                gen.set_state(position["generator"])
+                first, losses, seconds = position["batch"], list(position["losses"]), position["seconds"]
+                position = None
+            model.train()
+            t0 = saved = time.time()
+            bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{t.epochs}", disable=not progress, mininterval=20)
+            for i in bar:
+                if step >= total:
+                    break
+                idx = order[i * t.batch_size : (i + 1) * t.batch_size]
+                x, y = augment(images[idx, None], targets[idx], gen) if t.augment else (images[idx, None], targets[idx])
+                loss = lesion_loss(model(x), y, kinds[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
+                halt = stop.requested or (stop_after_step and step >= stop_after_step)
+                due = t.checkpoint_minutes > 0 and time.time() - saved >= 60.0 * t.checkpoint_minutes
+                if (halt or due) and i + 1 < steps_per_epoch:
+                    pos = {"batch": i + 1, "generator": gen.get_state(), "losses": losses,
+                           "seconds": seconds + time.time() - t0}
+                    checkpoint(epoch, pos)
+                    saved = time.time()
+                    if halt:
+                        logger.info("stopped at epoch %d step %d (checkpoint %s)", epoch + 1, step, last)
+                        return out / "best.pt"
+            metrics = validation_metrics(predict_probabilities(model, val_set.images), val_set) if len(val_set) else {}
+            s = score(metrics, t.select_on) if metrics else float(epoch)
+            if fit_set is not None and len(fit_set):
+                metrics["train_zenodo_dice_binary"] = validation_metrics(predict_probabilities(model, fit_set.images), fit_set)[
+                    "zenodo_dice_binary"
+                ]
+            record = {
+                "epoch": epoch + 1, "step": step, "loss": float(np.mean(losses)) if losses else float("nan"),
+                "seconds": round(seconds + time.time() - t0, 1), "lr": sched.get_last_lr()[0], **metrics, "score": s,
+            }
+            history.append(record)
+            with (out / "log.jsonl").open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            logger.info("epoch %s", record)
+            if not math.isnan(s) and s >= best:
+                best = s
+                torch.save({"model": model.state_dict(), "epoch": epoch + 1, "metrics": metrics}, out / "best.pt")
+            if step in snapshots:
+                torch.save({"model": model.state_dict(), "epoch": epoch + 1, "metrics": metrics}, out / f"cycle_{step}.pt")
+            checkpoint(epoch + 1, None)
+            if stop.requested or (stop_after_step and step >= stop_after_step):
+                break
     if not (out / "best.pt").exists():
         torch.save({"model": model.state_dict(), "epoch": start_epoch, "metrics": {}}, out / "best.pt")
     return out / "best.pt"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pneumolens.export.writer import files_in, output_dir
 from pneumolens.validate.figures import CurveSpec, plot_rocs
-from pneumolens.validate.study import StudyResult, report_dict
+from pneumolens.validate.study import StudyResult
+from pneumolens.validate.study_json import report_dict
 from pneumolens.validate.tables import (
     comparison_rows,
     table2_rows,

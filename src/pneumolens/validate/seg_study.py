@@ -19,6 +19,7 @@ import numpy as np
 from pneumolens.analysis import finite_or_none
 from pneumolens.errors import InputError
 from pneumolens.export.writer import files_in, output_dir
+from pneumolens.io.images import read_image
 from pneumolens.validate.segmentation import (
     METRICS,
     MetricSummary,
@@ -76,23 +77,18 @@ def read_mask(path: Path) -> tuple[np.ndarray, tuple[float, ...] | None, np.ndar
     """Mask array, voxel spacing (None for PNG) and affine (None for PNG)."""
     try:
         if path.name.lower().endswith(".png"):
-            from PIL import Image
-
-            with Image.open(path) as img:
-                if img.mode in ("P", "L", "1", "I", "I;16"):
-                    arr = np.array(img)
-                else:
-                    rgb = np.array(img.convert("RGB"))
-                    if not (
-                        np.array_equal(rgb[..., 0], rgb[..., 1])
-                        and np.array_equal(rgb[..., 0], rgb[..., 2])
-                    ):
-                        raise InputError(
-                            "colour PNG masks are not supported",
-                            where=path,
-                            todo="save masks as greyscale or palette PNG",
-                        )
-                    arr = rgb[..., 0]
+            arr = read_image(path, mode="labels")
+            if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+                arr = arr[..., 0]
+            elif arr.ndim == 3:  # RGB(A): only grey stored as colour is a mask
+                rgb = arr[..., :3]
+                if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                    raise InputError(
+                        "colour PNG masks are not supported",
+                        where=path,
+                        todo="save masks as greyscale or palette PNG",
+                    )
+                arr = rgb[..., 0]
             return arr, None, None
         import nibabel
 

@@ -24,17 +24,22 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import operator
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from pneumolens.errors import InputError
 from pneumolens.validate.bootstrap import bootstrap_ci
+from pneumolens.validate.cases import (
+    ScoreColumn,
+    check_ids,
+    norm_value,
+    require_columns,
+    score_column,
+    subgroup_assignment,
+)
 from pneumolens.validate.compare import (
     AucComparison,
     adjust_pvalues,
@@ -45,285 +50,7 @@ from pneumolens.validate.compare import (
 from pneumolens.validate.delong import delong_ci, delong_variance
 from pneumolens.validate.operating import OperatingPoint, operating_point
 from pneumolens.validate.roc import RocCurve, roc_curve
-
-# ---------------------------------------------------------------------------------------------
-# Specifications
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A binary task on a truth column.
-
-    ``negatives=None`` means every other (non-missing) value of ``column``; ``scores=None`` means
-    every score of the study.
-    """
-
-    name: str
-    column: str
-    positives: tuple[str, ...]
-    negatives: tuple[str, ...] | None = None
-    scores: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class SubgroupSpec:
-    """A subgroup variable: categorical (``bins=None``) or numeric bins such as ``("<=40", ">40")``."""
-
-    column: str
-    bins: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class StudyOptions:
-    """How the study is computed. See the module docstring."""
-
-    threshold: str | float = "youden"
-    direction: Literal["<", ">", "auto"] = "<"
-    ci_method: Literal["delong", "bootstrap"] = "delong"
-    n_boot: int = 0
-    seed: int | None = None
-    level: float = 0.95
-    compare_method: Literal["delong", "bootstrap"] = "delong"
-    unpaired_reference: Literal["t", "normal"] = "t"
-    adjust: Literal["holm", "bonferroni", "none"] = "holm"
-    strict: bool = False
-
-    def __post_init__(self) -> None:
-        if self.ci_method == "bootstrap" and self.n_boot < 2:
-            raise InputError(
-                "a bootstrap CI needs bootstrap replicates",
-                todo="give --bootstrap N (e.g. 2000) with --ci-method bootstrap",
-            )
-        if self.compare_method == "bootstrap" and self.n_boot < 2:
-            raise InputError(
-                "a bootstrap test needs bootstrap replicates",
-                todo="give --bootstrap N (e.g. 2000) with --compare-method bootstrap",
-            )
-        if not 0.0 < self.level < 1.0:
-            raise InputError(f"confidence level must be in (0, 1), got {self.level}")
-
-
-_TASK_RE = re.compile(
-    r"^(?P<name>[^:]+):(?P<col>[^=]+)=(?P<pos>[^/@]+)(/(?P<neg>[^@]+))?(@(?P<scores>.+))?$"
-)
-
-
-def _split(values: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in values.split(",") if v.strip())
-
-
-def parse_task(text: str) -> TaskSpec:
-    """Parse ``NAME:COL=POS1,POS2[/NEG1,NEG2][@SCORE1+SCORE2]``.
-
-    Examples: ``covid:diagnosis=covid/normal``,
-    ``viral:diagnosis=covid,other_viral/bacterial,other``.
-    """
-    match = _TASK_RE.match(text.strip())
-    if not match:
-        raise InputError(
-            f"cannot read the task {text!r}",
-            todo="write it as NAME:COLUMN=POS1,POS2[/NEG1,NEG2][@SCORE1+SCORE2]",
-        )
-    neg = match["neg"]
-    scores = match["scores"]
-    return TaskSpec(
-        name=match["name"].strip(),
-        column=match["col"].strip(),
-        positives=_split(match["pos"]),
-        negatives=_split(neg) if neg else None,
-        scores=tuple(s.strip() for s in scores.split("+") if s.strip()) if scores else None,
-    )
-
-
-_BIN_RE = re.compile(r"^(<=|>=|<|>|==|=)\s*(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)$")
-_OPS = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "<": operator.lt,
-    ">": operator.gt,
-    "==": operator.eq,
-    "=": operator.eq,
-}
-
-
-def parse_subgroup(text: str) -> SubgroupSpec:
-    """Parse ``COL`` (categorical) or ``COL:<=40,>40`` (numeric bins)."""
-    if ":" not in text:
-        return SubgroupSpec(column=text.strip())
-    col, bins = text.split(":", 1)
-    parsed = _split(bins)
-    for b in parsed:
-        if not _BIN_RE.match(b):
-            raise InputError(
-                f"cannot read the subgroup bin {b!r} in {text!r}",
-                todo="write bins as comparisons with a number, e.g. age:<=40,>40",
-            )
-    if len(parsed) < 2:
-        raise InputError(f"subgroup {text!r} needs at least two bins", todo="e.g. age:<=40,>40")
-    return SubgroupSpec(column=col.strip(), bins=parsed)
-
-
-# ---------------------------------------------------------------------------------------------
-# Input table
-
-
-@dataclass(frozen=True)
-class ScoreColumn:
-    """A score column as numbers, with what was dropped."""
-
-    name: str
-    values: np.ndarray  # float, NaN where missing / non-numeric / non-finite
-    missing: int
-    non_numeric: int
-
-
-def norm_value(value: object) -> str:
-    """Canonical text of a truth value (``1.0`` read by pandas and ``1`` compare equal)."""
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return str(int(number)) if number.is_integer() else text
-
-
-def read_cases(path: str | Path) -> pd.DataFrame:
-    """Read a CSV of cases as text (no type guessing), one row per case."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("the cases table does not exist", where=path, todo="check the path")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=True, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"cannot read the cases table as CSV ({exc})",
-            where=path,
-            todo="save it as UTF-8 CSV with a header row",
-        ) from exc
-    if table.empty:
-        raise InputError(
-            "the cases table has no rows", where=path, todo="give a CSV with one row per case"
-        )
-    table.columns = [str(c).strip() for c in table.columns]
-    return table
-
-
-def require_columns(table: pd.DataFrame, columns: list[str], *, where: str | Path | None) -> None:
-    missing = [c for c in dict.fromkeys(columns) if c not in table.columns]
-    if missing:
-        raise InputError(
-            f"column(s) {', '.join(repr(c) for c in missing)} not found; the table has "
-            f"{', '.join(repr(c) for c in table.columns)}",
-            where=where,
-            todo="check the column names given to --truth, --score, --task, --subgroup and --id",
-        )
-
-
-def _rows(mask: np.ndarray, limit: int = 5) -> str:
-    # CSV line numbers (header is line 1), never case identifiers.
-    lines = (np.flatnonzero(mask) + 2).tolist()
-    more = "" if len(lines) <= limit else f" and {len(lines) - limit} more"
-    return ", ".join(str(x) for x in lines[:limit]) + more
-
-
-def check_ids(table: pd.DataFrame, column: str, *, where: str | Path | None) -> None:
-    """Case ids must be present and unique."""
-    ids = table[column]
-    if ids.isna().any():
-        raise InputError(
-            f"{int(ids.isna().sum())} case id(s) missing in column {column!r} (CSV lines {_rows(ids.isna().to_numpy())})",
-            where=where,
-            todo="give every case an id",
-        )
-    dup = ids.duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise InputError(
-            f"duplicate case ids in column {column!r}: {int(ids.duplicated().sum())} repeated "
-            f"(CSV lines {_rows(dup)})",
-            where=where,
-            todo="keep one row per case (merge readings first) or fix the ids",
-        )
-
-
-def score_column(
-    table: pd.DataFrame, name: str, *, strict: bool, where: str | Path | None
-) -> ScoreColumn:
-    """Convert a score column to numbers, counting what cannot be used."""
-    raw = table[name]
-    missing = raw.isna().to_numpy()
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, copy=True)
-    bad = ~np.isfinite(values) & ~missing
-    if strict and (missing.any() or bad.any()):
-        raise InputError(
-            f"score column {name!r} has {int(missing.sum())} missing and {int(bad.sum())} "
-            f"non-numeric or infinite value(s) (CSV lines {_rows(missing | bad)})",
-            where=where,
-            todo="fix those rows, or drop --strict to exclude them (they are counted in the report)",
-        )
-    values[~np.isfinite(values)] = np.nan
-    return ScoreColumn(
-        name=name, values=values, missing=int(missing.sum()), non_numeric=int(bad.sum())
-    )
-
-
-def default_tasks(
-    table: pd.DataFrame,
-    truth: str,
-    *,
-    positive: tuple[str, ...] | None,
-    negative: tuple[str, ...] | None,
-    reference: str | None,
-    where: str | Path | None,
-) -> list[TaskSpec]:
-    """Tasks implied by ``--truth/--positive/--negative/--reference``."""
-    classes = sorted({norm_value(v) for v in table[truth].dropna()})
-    tasks: list[TaskSpec] = []
-    if positive:
-        unknown = [p for p in positive + (negative or ()) if p not in classes]
-        if unknown:
-            raise InputError(
-                f"value(s) {unknown} not found in truth column {truth!r}, whose values are {classes}",
-                where=where,
-                todo="check --positive / --negative (values are compared as text)",
-            )
-        others = negative or tuple(c for c in classes if c not in positive)
-        name = f"{'+'.join(positive)} vs {'+'.join(others) if len(others) <= 2 else 'rest'}"
-        tasks.append(TaskSpec(name=name, column=truth, positives=positive, negatives=negative))
-    if reference is not None:
-        if reference not in classes:
-            raise InputError(
-                f"reference value {reference!r} not found in truth column {truth!r}, whose values are {classes}",
-                where=where,
-            )
-        for c in classes:
-            if c != reference:
-                tasks.append(
-                    TaskSpec(
-                        name=f"{c} vs {reference}",
-                        column=truth,
-                        positives=(c,),
-                        negatives=(reference,),
-                    )
-                )
-    if not positive and reference is None:
-        if set(classes) == {"0", "1"}:
-            tasks.append(TaskSpec(name="1 vs 0", column=truth, positives=("1",), negatives=("0",)))
-        elif {c.lower() for c in classes} == {"false", "true"}:
-            pos = next(c for c in classes if c.lower() == "true")
-            neg = next(c for c in classes if c.lower() == "false")
-            tasks.append(
-                TaskSpec(name=f"{pos} vs {neg}", column=truth, positives=(pos,), negatives=(neg,))
-            )
-        elif len(classes) < 2:
-            pass  # reported as a one-class error when the task is evaluated
-        else:
-            raise InputError(
-                f"truth column {truth!r} has values {classes} and no positive value was given",
-                where=where,
-                todo="give --positive VALUE (and optionally --negative VALUE or --reference VALUE)",
-            )
-    return tasks
-
+from pneumolens.validate.specs import StudyOptions, SubgroupSpec, TaskSpec
 
 # ---------------------------------------------------------------------------------------------
 # Results
@@ -541,47 +268,6 @@ def _unpaired(a: TaskResult, b: TaskResult, options: StudyOptions) -> AucCompari
     return delong_unpaired(a.roc, b.roc, reference=options.unpaired_reference, level=options.level)
 
 
-def subgroup_assignment(
-    table: pd.DataFrame, spec: SubgroupSpec, *, where: str | Path | None
-) -> tuple[list[str], np.ndarray]:
-    """Group labels and, per row, the group index (-1: in no group)."""
-    raw = table[spec.column]
-    if spec.bins is None:
-        values = raw.map(lambda v: None if pd.isna(v) else str(v).strip())
-        labels = sorted(values.dropna().unique().tolist(), key=_natural_key)
-        index = {v: i for i, v in enumerate(labels)}
-        groups = values.map(lambda v: -1 if v is None else index[v]).to_numpy(dtype=int)
-        return [f"{spec.column}={v}" for v in labels], groups
-    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-    non_numeric = raw.notna().to_numpy() & ~np.isfinite(numbers)
-    if non_numeric.any():
-        raise InputError(
-            f"subgroup column {spec.column!r} has {int(non_numeric.sum())} non-numeric value(s) (CSV lines {_rows(non_numeric)}) but numeric bins {list(spec.bins)}",
-            where=where,
-            todo="fix those values or use the column as categorical (--subgroup COLUMN)",
-        )
-    groups = np.full(len(raw), -1)
-    for i, b in enumerate(spec.bins):
-        op, number = _BIN_RE.match(b).groups()
-        inside = _OPS[op](numbers, float(number)) & np.isfinite(numbers)
-        overlap = inside & (groups >= 0)
-        if overlap.any():
-            raise InputError(
-                f"subgroup bins {list(spec.bins)} of {spec.column!r} overlap ({int(overlap.sum())} case(s) in two bins)",
-                where=where,
-                todo="make the bins exclusive, e.g. <=40,>40",
-            )
-        groups[inside] = i
-    return [f"{spec.column}{b}" for b in spec.bins], groups
-
-
-def _natural_key(text: str) -> tuple:
-    try:
-        return (0, float(text), "")
-    except ValueError:
-        return (1, 0.0, text)
-
-
 def run_study(
     table: pd.DataFrame,
     *,
@@ -589,7 +275,7 @@ def run_study(
     scores: list[str],
     tasks: list[TaskSpec],
     subgroups: list[SubgroupSpec] = (),
-    options: StudyOptions = StudyOptions(),
+    options: StudyOptions | None = None,
     id_column: str | None = None,
     source: str | Path = "cases",
 ) -> StudyResult:
@@ -620,6 +306,7 @@ def run_study(
         Missing columns, duplicate ids, a task with one class only, no task, bad scores with
         ``strict``.
     """
+    options = StudyOptions() if options is None else options
     if not scores:
         raise InputError("no score column given", todo="give at least one --score COLUMN")
     if not tasks:
@@ -746,147 +433,3 @@ def run_study(
         subgroups=tuple(subgroup_results),
         task_specs=tuple(tasks),
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# report.json
-
-
-def _num(x: float | None) -> float | int | None:
-    if x is None:
-        return None
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def _pair(ci: tuple[float, float] | None) -> list | None:
-    return None if ci is None else [_num(ci[0]), _num(ci[1])]
-
-
-def operating_point_dict(op: OperatingPoint | None) -> dict | None:
-    if op is None:
-        return None
-    m = op.metrics
-    return {
-        "rule": op.rule,
-        "threshold": _num(op.threshold),
-        "direction": op.direction,
-        "positive_when": f"score {'>=' if op.direction == '<' else '<='} threshold",
-        "n_tied": op.n_tied,
-        "sensitivity": _num(m.sensitivity.value),
-        "sensitivity_ci": _pair(m.sensitivity.ci),
-        "specificity": _num(m.specificity.value),
-        "specificity_ci": _pair(m.specificity.ci),
-        "ppv": _num(m.ppv.value),
-        "ppv_ci": _pair(m.ppv.ci),
-        "npv": _num(m.npv.value),
-        "npv_ci": _pair(m.npv.ci),
-        "accuracy": _num(m.accuracy.value),
-        "accuracy_ci": _pair(m.accuracy.ci),
-        "lr_pos": _num(m.lr_pos),
-        "lr_pos_ci": _pair(m.lr_pos_ci),
-        "lr_neg": _num(m.lr_neg),
-        "lr_neg_ci": _pair(m.lr_neg_ci),
-        "youden_index": _num(op.youden_index),
-        "tp": m.tp,
-        "fp": m.fp,
-        "tn": m.tn,
-        "fn": m.fn,
-    }
-
-
-def task_dict(r: TaskResult) -> dict:
-    return {
-        "task": r.task,
-        "score": r.score,
-        "positives": r.positives,
-        "negatives": r.negatives,
-        "excluded_missing_score": r.excluded_missing_score,
-        "direction": None if r.roc is None else r.roc.direction,
-        "auc": _num(r.auc),
-        "auc_se": _num(r.auc_se),
-        "auc_ci": _pair(r.auc_ci),
-        "auc_ci_method": r.auc_ci_method,
-        "auc_ci_delong": _pair(r.auc_ci_delong),
-        "auc_ci_bootstrap": _pair(r.auc_ci_bootstrap),
-        "operating_point": operating_point_dict(r.operating_point),
-        "note": r.note or None,
-    }
-
-
-def comparison_dict(c: Comparison) -> dict:
-    res = c.result
-    return {
-        "task": c.task,
-        "score": c.score,
-        "a": c.a,
-        "b": c.b,
-        "n": c.n,
-        "paired": None if res is None else res.paired,
-        "method": None if res is None else res.method,
-        "alternative": None if res is None else res.alternative,
-        "statistic": None if res is None else _num(res.statistic),
-        "df": None if res is None else _num(res.df),
-        "p_value": None if res is None else _num(res.p_value),
-        "p_adjusted": _num(c.p_adjusted),
-        "adjust": c.adjust,
-        "auc_a": None if res is None else _num(res.auc_a),
-        "auc_b": None if res is None else _num(res.auc_b),
-        "difference": None if res is None else _num(res.difference),
-        "difference_ci": None if res is None else _pair(res.difference_ci),
-        "note": c.note or None,
-    }
-
-
-def report_dict(study: StudyResult) -> dict:
-    """The JSON-ready report (NaN and infinities become null)."""
-    from pneumolens import __version__
-
-    o = study.options
-    return {
-        "pneumolens_version": __version__,
-        "source": Path(study.source).name,
-        "n_rows": study.n_rows,
-        "truth": study.truth,
-        "options": {
-            "threshold": o.threshold,
-            "direction": o.direction,
-            "ci_method": o.ci_method,
-            "bootstrap": o.n_boot,
-            "seed": o.seed,
-            "level": o.level,
-            "compare_method": o.compare_method,
-            "unpaired_reference": o.unpaired_reference,
-            "adjust": o.adjust,
-            "strict": o.strict,
-        },
-        "task_definitions": [
-            {
-                "task": t.name,
-                "column": t.column,
-                "positives": list(t.positives),
-                "negatives": None if t.negatives is None else list(t.negatives),
-            }
-            for t in study.task_specs
-        ],
-        "scores": [
-            {"score": s.name, "missing": s.missing, "non_numeric": s.non_numeric}
-            for s in study.scores
-        ],
-        "tasks": [task_dict(r) for r in study.tasks],
-        "comparisons": [comparison_dict(c) for c in study.comparisons],
-        "subgroups": [
-            {
-                "variable": s.variable,
-                "unassigned": s.unassigned,
-                "groups": [
-                    {"group": g.label, "n": g.n, "tasks": [task_dict(t) for t in g.tasks]}
-                    for g in s.groups
-                ],
-                "comparisons": [comparison_dict(c) for c in s.comparisons],
-            }
-            for s in study.subgroups
-        ],
-    }

@@ -1,4 +1,4 @@
-"""Grid helpers shared by the anatomy and lesion stages: reduced working grids, slice-wise fills."""
+"""Grid helpers shared by the anatomy, lesion and findings stages: bounding boxes, reduced working grids, slice-wise fills."""
 
 from __future__ import annotations
 
@@ -90,8 +90,15 @@ def remove_small(mask: np.ndarray, min_voxels: int, *, connectivity: int = 26) -
     return cc3d.dust(mask, threshold=int(min_voxels), connectivity=connectivity, in_place=False) > 0
 
 
-def bbox(mask: np.ndarray, *, margin: Sequence[int] = (0, 0, 0)) -> tuple[slice, ...] | None:
-    """Bounding box of ``mask`` as slices, grown by ``margin`` voxels per axis; ``None`` if empty."""
+def bbox(mask: np.ndarray, *, margin: Sequence[int] | None = None) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` (any number of axes) as slices, grown by ``margin`` voxels per
+    axis (default none) and clipped to the array; ``None`` if ``mask`` is empty.
+
+    The one bounding-box helper of pneumolens (findings, lung completion, lesions, masks).
+    """
+    margin = (0,) * mask.ndim if margin is None else tuple(margin)
+    if len(margin) != mask.ndim:
+        raise ValueError(f"margin needs one value per axis ({mask.ndim}), got {margin}")
     out = []
     for axis, m in enumerate(margin):
         proj = mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis))
