@@ -20,7 +20,8 @@ def test_analyze_phantom_density(phantom):
     seen = []
     result = analyze(scan, Config(method="density"), progress=lambda stage, i, n: seen.append(stage))
     assert seen == [s for s in STAGES if s != "read"]
-    assert set(result.timings_s) == {"checks", "lungs", "lesions", "lung_completion", "findings"}
+    assert set(result.timings_s) == {"checks", "lungs", "lesions", "lung_completion", "findings", "assessment"}
+    assert result.assessment is not None and 0.0 <= result.assessment.p_pneumonia <= 1.0
     # lungs and lesions agree with the phantom's known masks
     assert dice(result.lungs.union, phantom.lung_labels > 0) > 0.9
     assert dice(result.lesions.any, phantom.lesion_labels > 0) > 0.6

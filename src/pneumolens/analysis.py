@@ -119,9 +119,48 @@ class Assessment:
     ----------
     method
         The classifier or rule set that produced it (name and version).
+    p_pneumonia
+        Probability that the scan shows pneumonia.
+    p_viral
+        Probability of a viral (COVID-19 or other viral) cause, given pneumonia.
+    type_probabilities
+        ``{"covid19", "other_viral", "bacterial", "other"}``: probabilities given pneumonia,
+        summing to 1.
+    category
+        RSNA consensus category: ``"typical"``, ``"indeterminate"``, ``"atypical"`` or
+        ``"negative"`` (Simpson et al. 2020); ``co_rads`` its CO-RADS counterpart (1-5).
+    reasons
+        The rule that gave the category and the findings behind it, in words with numbers.
+    priority, alert, triage_reasons
+        Triage: ``"routine"`` / ``"high"`` / ``"urgent"``, whether to raise an alert, and why.
+    findings
+        The binary findings the rules read (``{name: bool}``).
+    features
+        Every measured feature (:meth:`pneumolens.features.Features.to_dict`), JSON-ready;
+        ``features["distribution"]`` is ``analysis.json``'s ``distribution``.
+    feature_vector
+        The numeric features a cohort classifier uses (:data:`pneumolens.features.FEATURE_NAMES`).
+    classifier
+        ``{name, version, label, predicts, probability}`` of a cohort classifier, or ``None``.
+    effusion_mask
+        Boolean ``(Z, Y, X)`` mask of a detected pleural effusion, or ``None``.
     """
 
     method: str
+    p_pneumonia: float = float("nan")
+    p_viral: float = float("nan")
+    type_probabilities: dict[str, float] = field(default_factory=dict)
+    category: str = "negative"
+    co_rads: int = 1
+    reasons: tuple[str, ...] = ()
+    priority: str = "routine"
+    alert: bool = False
+    triage_reasons: tuple[str, ...] = ()
+    findings: dict[str, bool] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
+    feature_vector: dict[str, float] = field(default_factory=dict)
+    classifier: dict[str, Any] | None = None
+    effusion_mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -29,11 +29,18 @@ class Config:
         Optional path to other ONNX lesion weights (``--weights``).
     threads
         Threads for onnxruntime inference (0 = onnxruntime's default, all cores).
+    classifier
+        Optional cohort classifier file (``pneumolens train classifier``; ``--classifier``).
+    triage
+        Triage threshold overrides ``{name: value}`` (:class:`pneumolens.assessment.TriageThresholds`;
+        ``--triage``); empty: the documented defaults.
     """
 
     method: Method = DEFAULT_METHOD
     lesion_weights: Path | None = None
     threads: int = 0
+    classifier: Path | None = None
+    triage: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

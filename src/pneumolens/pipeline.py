@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from typing import Any
 
 from pneumolens import quality
@@ -24,7 +25,7 @@ from pneumolens.masks import LungMasks
 logger = logging.getLogger(__name__)
 
 #: Stages in order, as reported to a progress callback and in ``timings_s``.
-STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "findings")
+STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "findings", "assessment")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
@@ -63,7 +64,9 @@ def analyze(
     4. ``lung_completion``: :func:`pneumolens.anatomy.complete_lungs` adds dense lesion the lung
        mask lost; the lesions are then taken inside these final lungs, which every later stage
        (lobes, findings) sees;
-    5. ``findings``: :func:`pneumolens.findings.quantify`.
+    5. ``findings``: :func:`pneumolens.findings.quantify`;
+    6. ``assessment``: :func:`pneumolens.assessment.assess_scan` (features, category,
+       probabilities, triage) into ``Analysis.assessment``.
 
     Parameters
     ----------
@@ -115,7 +118,7 @@ def analyze(
             z_positions_mm=scan.info.z_positions_mm or _z_from_affine(scan),
             source_files=scan.info.source_files,
         )
-    return Analysis(
+    analysis = Analysis(
         scan=scan,
         config=config,
         lungs=final,
@@ -125,6 +128,20 @@ def analyze(
         timings_s=timings,
         lung_added_ml=added_ml,
     )
+    with timer.stage("assessment"):
+        from pneumolens.assessment import TriageThresholds, assess_scan
+
+        assessment = assess_scan(
+            scan.volume,
+            scan.spacing,
+            final,
+            lesions,
+            lung_additions=None if final is found else final.union & ~found.union,
+            regions=analysis.regions,
+            thresholds=TriageThresholds.from_mapping(config.triage),
+            classifier=config.classifier,
+        )
+    return replace(analysis, assessment=assessment)
 
 
 def analyze_path(
@@ -170,6 +187,8 @@ def analyzed(
         with timer.stage("read"):
             scan = keep.enter_context(open_scan(path, series=series, patient=patient))
         yield analyze(scan, config, progress=progress, timings=timings)
+
+
 def _z_from_affine(scan: CTScan) -> tuple[float, ...]:
     """Patient z (mm) of each slice centre, for inputs without per-slice positions."""
     k = range(scan.shape[0])

@@ -28,7 +28,7 @@ def test_analyze_writes_the_contract(phantom_file, tmp_path, capsys):
     assert main(["analyze", str(path), "--out", str(out), "--method", "density", "--json", "--no-progress"]) == 0
     data = json.loads((out / "analysis.json").read_text())
     assert json.loads(capsys.readouterr().out) == data  # --json prints the same document
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     for key in ("path", "series_instance_uid", "n_slices", "spacing_mm", "manufacturer", "patient_sex",
                 "patient_age", "skipped"):
         assert key in data["input"]

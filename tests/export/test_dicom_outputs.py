@@ -191,3 +191,110 @@ def test_real_series_round_trip(shared_data, tmp_path):
     lungs = next(r for r in data["regions"] if r["name"] == "lungs")
     assert groups["region lungs"]["numbers"]["LESPCT"] == pytest.approx(lungs["lesion_percent"], rel=1e-9)
     assert groups["region lungs"]["numbers"]["118565006"] == pytest.approx(lungs["volume_ml"], rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def with_lobes(tmp_path_factory):
+    """The axial phantom with five lobe-like regions (each lung cut along z) in ``analysis.regions``."""
+    from dataclasses import replace
+
+    from pneumolens.analysis import LOBE_NAMES, Regions
+    from pneumolens.findings import quantify
+
+    tmp = tmp_path_factory.mktemp("lobes")
+    analysis = analysis_of(tmp / "series", "axial")
+    lungs = analysis.lungs.labels
+    z = np.arange(lungs.shape[0])[:, None, None]
+    right_cut = np.percentile(np.nonzero(lungs == 1)[0], [33, 66])
+    left_cut = np.median(np.nonzero(lungs == 2)[0])
+    labels = np.zeros_like(lungs)
+    labels[(lungs == 1) & (z >= right_cut[1])] = 1
+    labels[(lungs == 1) & (z >= right_cut[0]) & (z < right_cut[1])] = 2
+    labels[(lungs == 1) & (z < right_cut[0])] = 3
+    labels[(lungs == 2) & (z >= left_cut)] = 4
+    labels[(lungs == 2) & (z < left_cut)] = 5
+    regions = Regions(labels=labels, names=dict(LOBE_NAMES), kind="lobes", method="test:z-cuts")
+    scan = analysis.scan
+    findings = quantify(scan.volume, analysis.lungs, analysis.lesions, spacing=scan.spacing,
+                        z_positions_mm=scan.info.z_positions_mm, regions=regions)
+    analysis = replace(analysis, regions=regions, findings=findings)
+    out = tmp / "out"
+    out.mkdir()
+    write_mask_nifti(regions.labels, scan.affine, out / "regions.nii.gz")
+    files, data = _write_all(analysis, out)
+    return analysis, out, data
+
+
+def test_lobes_are_snomed_coded_segments_on_the_right_frames(with_lobes):
+    analysis, out, data = with_lobes
+    seg = hd.seg.segread(out / "dicom" / "seg.dcm")
+    codes = [seg.get_segment_description(n).SegmentedPropertyTypeCodeSequence[0].CodeValue
+             for n in seg.segment_numbers]
+    assert codes == ["3341006", "44029006", "42400003", "72481006", "266005", "44714003", "41224006",
+                     "112120", "95436008"]
+    source = analysis.scan.info.dicom
+    planes = nifti_values_on_planes(out / "regions.nii.gz", source)
+    by_position = {tuple(np.round(p, 3)): k for k, p in enumerate(source.positions)}
+    frames = [f for f in seg_frames(out / "dicom" / "seg.dcm") if 3 <= f["segment"] <= 7]
+    assert {f["segment"] for f in frames} == {3, 4, 5, 6, 7}
+    for frame in frames:
+        k = by_position[tuple(np.round(frame["position"], 3))]
+        np.testing.assert_array_equal(frame["pixels"], planes[k] == frame["segment"] - 2)
+    groups = sr_groups(out / "dicom" / "sr.dcm")
+    for region in data["regions"]:
+        group = groups[f"region {region['name']}"]
+        assert group["numbers"]["118565006"] == pytest.approx(region["volume_ml"], rel=1e-9)
+        if region["name"] in ("RUL", "RML", "RLL", "LUL", "LLL"):
+            assert group["segment"] == 3 + ["RUL", "RML", "RLL", "LUL", "LLL"].index(region["name"])
+
+
+def test_lobe_outputs_pass_dciodvfy(with_lobes):
+    dciodvfy = require_executable("dciodvfy", why="DICOM conformance of SEG and SR with lobes")
+    _, out, _ = with_lobes
+    for name in ("seg.dcm", "sr.dcm"):
+        result = subprocess.run([dciodvfy, str(out / "dicom" / name)], capture_output=True, text=True, timeout=120)
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+        assert errors == [], f"{name}: {errors[:5]}"
+
+
+def test_scores_and_assessment_go_into_the_sr(with_lobes, tmp_path):
+    """Scores and the assessment (whatever fields their owners give them) become SR numbers and
+    qualitative evaluations; the SR stays valid."""
+    from dataclasses import dataclass, replace
+
+    from pneumolens.export.dicom_seg import build_seg
+    from pneumolens.export.dicom_sr import build_sr
+
+    @dataclass(frozen=True)
+    class Scores:
+        method: str
+        ct_severity: int
+        per_lobe: dict
+
+    @dataclass(frozen=True)
+    class Assessment:
+        method: str
+        p_pneumonia: float
+        category: str
+        priority: str
+        reasons: tuple
+
+    analysis, _, _ = with_lobes
+    analysis = replace(
+        analysis,
+        scores=Scores("lobes:test", 7, {"RUL": 1, "LLL": 3}),
+        assessment=Assessment("rules v1", 0.83, "covid19", "urgent", ("bilateral GGO", "peripheral")),
+    )
+    seg = build_seg(analysis)
+    seg.save_as(tmp_path / "seg.dcm")
+    build_sr(analysis, seg).save_as(tmp_path / "sr.dcm")
+    groups = sr_groups(tmp_path / "sr.dcm")
+    assert groups["scores"]["numbers"]["SCORECTSEVERITY"] == 7
+    assert groups["scores"]["numbers"]["SCOREPERLOBERUL"] == 1
+    assessment = groups["assessment"]
+    assert assessment["numbers"]["ASSESSPPNEUMONIA"] == pytest.approx(0.83)
+    meanings = {meaning for _, meaning in assessment["codes"]}
+    assert {"covid19", "urgent", "bilateral GGO", "peripheral", "rules v1"} <= meanings
+    dciodvfy = require_executable("dciodvfy", why="DICOM conformance of the SR with an assessment")
+    result = subprocess.run([dciodvfy, str(tmp_path / "sr.dcm")], capture_output=True, text=True, timeout=120)
+    assert [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")] == []

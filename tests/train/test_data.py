@@ -52,3 +52,12 @@ def test_inserted_samples_carry_extents_and_diffuse_share() -> None:
     assert np.all((plain.extents >= 0) & (plain.extents <= 1))
     # All-diffuse variants cover far more of the lungs than the random focal patterns.
     assert np.median(diffuse.extents) > 0.3 > np.median(plain.extents)
+
+
+def test_split_block_keeps_a_contiguous_validation_block_out_of_training() -> None:
+    from pneumolens.train.data import split_block
+
+    train, val = split_block(list(range(10)), (3, 6))
+    assert val == [3, 4, 5] and train == [0, 1, 2, 6, 7, 8, 9]
+    with pytest.raises(ValueError):
+        split_block([1, 2], (5, 5))

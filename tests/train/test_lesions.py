@@ -16,6 +16,7 @@ from pneumolens import models
 from pneumolens.errors import InputError, ModelError
 from pneumolens.train.config import load_config
 from pneumolens.train.export import MAX_ABS_DIFF, export_recipe
+from pneumolens.train.data import ZENODO_HOLDOUT_START
 from pneumolens.train.lesions import lesion_loss, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,3 +178,11 @@ def test_cosine_restarts_schedule() -> None:
     assert lr_factor(110, t) == pytest.approx(1.0)  # restart
     assert lr_factor(210, t) == pytest.approx(0.5)  # second cycle is 200 steps long
     assert cycle_ends(t, 1000) == {110, 310, 710}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("lesions*.toml")), ids=lambda p: p.name)
+def test_shipped_recipes_load(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.train.schedule in ("onecycle", "cosine_restarts")
+    if cfg.data.zenodo_val:  # a validation block inside the training block, never the test block
+        assert 0 <= cfg.data.zenodo_val[0] < cfg.data.zenodo_val[1] <= ZENODO_HOLDOUT_START

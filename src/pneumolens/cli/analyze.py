@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="SeriesInstanceUID to analyse when the input holds several patients or studies")
     p.add_argument("--patient", default=None, metavar="ID",
                    help="PatientID to analyse when the input holds several patients")
+    p.add_argument("--classifier", type=Path, default=None, metavar="FILE",
+                   help="cohort classifier made by 'pneumolens train classifier' (its probability is "
+                   "reported and replaces p_pneumonia or p_viral, as it was trained to)")
+    p.add_argument("--triage", default="", metavar="NAME=VALUE[,...]",
+                   help="triage thresholds, e.g. urgent_lesion_percent=20,high_region_score=2 "
+                   "(names and defaults in docs/methods.md)")
     p.add_argument("--json", action="store_true", help="also print analysis.json to stdout")
     p.add_argument("--uncompressed-masks", action="store_true",
                    help="write the masks as .nii instead of .nii.gz (faster, about 20x larger)")
@@ -54,6 +60,34 @@ def _method(args: argparse.Namespace) -> str:
             raise InputError(f"the weights file does not exist: {args.weights}", todo="pass the path of an .onnx file")
         return "model"
     return args.method or DEFAULT_METHOD
+
+
+def _classifier(args: argparse.Namespace) -> Path | None:
+    """``--classifier FILE``: read and checked now, before minutes of analysis."""
+    if args.classifier is None:
+        return None
+    from pneumolens.classifier import load_classifier
+
+    load_classifier(args.classifier)
+    return args.classifier
+
+
+def _triage(text: str) -> dict[str, str]:
+    """``--triage a=1,b=2`` as a checked mapping (an unknown name or bad value is an input error)."""
+    from pneumolens.assessment import TriageThresholds
+    from pneumolens.errors import InputError
+
+    values = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--triage item {item!r} is not NAME=VALUE", todo="write e.g. --triage urgent_lesion_percent=20")
+        values[name.strip()] = value.strip()
+    try:
+        TriageThresholds.from_mapping(values)
+    except ValueError as exc:
+        raise InputError(f"--triage: {exc}", todo="see docs/methods.md (Triage) for the names") from None
+    return values
 
 
 def _check_dicom_input(inputs: list[Path]) -> None:
@@ -80,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
     check_out_dir(args.out, overwrite=args.overwrite, inputs=args.input)  # fail before minutes of work
     if args.dicom:
         _check_dicom_input(args.input)
-    config = Config(method=_method(args), lesion_weights=args.weights, threads=args.threads)
+    config = Config(
+        method=_method(args), lesion_weights=args.weights, threads=args.threads,
+        classifier=_classifier(args), triage=_triage(args.triage),
+    )
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
     bar = None
@@ -109,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
         f"({lesions['percent_of_lungs']:.2f} % of lungs; GGO {lesions['ggo_ml']:.1f} mL, "
         f"consolidation {lesions['consolidation_ml']:.1f} mL) [{lesions['method']}] -> {args.out}"
     )
+    a = data.get("assessment")
+    if a:
+        tell(
+            f"assessment: {a['category']} (CO-RADS {a['co_rads']}); p(pneumonia) {a['p_pneumonia']:.2f}, "
+            f"p(viral) {a['p_viral']:.2f}; priority {a['priority']}{' ALERT' if a['alert'] else ''}"
+        )
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pneumolens.cli.evaluate_seg",
     "pneumolens.cli.segment_slices",
     "pneumolens.cli.train",
+    "pneumolens.cli.deidentify",
 )
 
 EXIT_BROKEN_INSTALL = 1

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from pneumolens import __version__
 from pneumolens.analysis import finite_or_none
+from pneumolens.assessment import assessment_to_dict, distribution_to_dict
 from pneumolens.masks import LUNG_SIDES
 
 if TYPE_CHECKING:
     from pneumolens.analysis import Analysis
 
 #: Bump the minor version when adding keys, the major version when changing or removing them.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 def _round(value: float, digits: int = 3) -> float:
@@ -70,6 +71,8 @@ def analysis_to_dict(analysis: Analysis, *, outputs: dict[str, str] | None = Non
                 for side, lung in per_lung.items()
             },
         },
+        "assessment": None if analysis.assessment is None else assessment_to_dict(analysis.assessment),
+        "distribution": None if analysis.assessment is None else distribution_to_dict(analysis.assessment),
         "regions": [asdict(r) for r in f.regions],
         "slices": [asdict(s) for s in f.slices],
         "warnings": list(analysis.warnings),

@@ -28,6 +28,8 @@ RANDOM_PATTERNS = ("peripheral", "multifocal", "lobar")
 RANDOM_WEIGHTS = (0.45, 0.35, 0.2)
 #: Every pattern; "diffuse" only when asked for, so the random draws of the earlier recipes stay.
 PATTERNS = (*RANDOM_PATTERNS, "diffuse")
+#: 3D only, only when asked for: scattered small solid nodules (about 6-14 mm).
+PATTERNS_3D = (*PATTERNS, "nodules")
 
 
 @dataclass(frozen=True)
@@ -116,15 +118,16 @@ def _region(lungs: np.ndarray, pattern: str, pixel_mm: float, rng: np.random.Gen
     return regions
 
 
-def _choose_pattern(pattern: str | None, rng: np.random.Generator) -> str:
+def _choose_pattern(pattern: str | None, rng: np.random.Generator, allowed: tuple[str, ...] = PATTERNS) -> str:
     if pattern is None:
         pattern = str(rng.choice(RANDOM_PATTERNS, p=list(RANDOM_WEIGHTS)))
-    if pattern not in PATTERNS:
-        raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+    if pattern not in allowed:
+        raise ValueError(f"pattern must be one of {allowed}, got {pattern!r}")
     return pattern
 
 
-#: Probabilities of ground-glass / consolidation / mixed lesions per pattern.
+#: Lesion kinds, and their probabilities per pattern when not asked for.
+KINDS = ("ggo", "consolidation", "mixed")
 KIND_WEIGHTS = {"default": [0.55, 0.15, 0.30], "lobar": [0.25, 0.45, 0.30], "diffuse": [0.6, 0.05, 0.35]}
 
 
@@ -139,6 +142,7 @@ def _paint(
     rng: np.random.Generator,
     sigma: Callable[[float], float | tuple[float, ...]],
     pixel_mm: float,
+    kind: str | None = None,
 ) -> None:
     """Paint one soft region into ``out`` (HU) and ``labels`` in place (2D or 3D).
 
@@ -146,7 +150,8 @@ def _paint(
     (identity in 2D; a smaller z sigma for thicker slices in 3D).
     """
     soft = ndimage.gaussian_filter(soft.astype(np.float32), sigma(1.0)) * lungs
-    kind = rng.choice(["ggo", "consolidation", "mixed"], p=KIND_WEIGHTS.get(pattern, KIND_WEIGHTS["default"]))
+    if kind is None:
+        kind = rng.choice(list(KINDS), p=KIND_WEIGHTS.get(pattern, KIND_WEIGHTS["default"]))
     texture = _smooth_noise(out.shape, sigma(rng.uniform(1.0, 3.0)), rng)
     ggo_hu = rng.uniform(-750.0, -420.0) + 45.0 * texture + noise
     if pattern == "diffuse" and rng.random() < 0.6:
@@ -242,7 +247,11 @@ def _blob_3d(
 
 
 def _regions_3d(
-    lungs: np.ndarray, pattern: str, spacing: tuple[float, float, float], rng: np.random.Generator
+    lungs: np.ndarray,
+    pattern: str,
+    spacing: tuple[float, float, float],
+    rng: np.random.Generator,
+    near: np.ndarray | None = None,
 ) -> list[tuple[tuple[slice, ...], np.ndarray]]:
     """Soft 3D regions ``(box, soft)`` inside ``lungs`` for the given pattern."""
     if pattern == "diffuse":
@@ -264,11 +273,15 @@ def _regions_3d(
         wobble_mm = 6.0 * _smooth_noise(lung.shape, tuple(10.0 / sp for sp in spacing), rng)
         front_mm = np.minimum((yy - y_cut) * spacing[1], (z_cut - zz) * spacing[0]) + wobble_mm
         return [(box, np.clip(front_mm / (3.0 * spacing[1]), 0.0, 1.0) * lung)]
-    if pattern == "peripheral":
+    if pattern == "nodules":
+        n_foci, radius_mm = int(rng.integers(12, 30)), (3.0, 7.0)
+    elif pattern == "peripheral":
         n_foci, radius_mm = int(rng.integers(1, 4)), (10.0, 30.0)
     else:
         n_foci, radius_mm = int(rng.integers(3, 9)), (5.0, 14.0)
-    near = _subpleural(lungs, spacing[1:]) if pattern == "peripheral" else lungs
+    if near is None:
+        near = _subpleural(lungs, spacing[1:]) if pattern == "peripheral" else lungs
+    near = near & lungs
     candidates = np.flatnonzero(near)
     if candidates.size == 0:
         return []
@@ -294,6 +307,8 @@ def insert_lesions_3d(
     spacing: Sequence[float],
     rng: np.random.Generator,
     pattern: str | None = None,
+    kind: str | None = None,
+    near: np.ndarray | None = None,
 ) -> InsertedVolume:
     """Insert pneumonia-like lesions that extend across slices into a HU volume.
 
@@ -310,21 +325,32 @@ def insert_lesions_3d(
     spacing
         Voxel size ``(z, y, x)`` in mm.
     rng, pattern
-        As for :func:`insert_lesions`.
+        As for :func:`insert_lesions`; ``pattern="nodules"`` (3D only) draws 12-29 small round
+        solid nodules of about 6-14 mm diameter scattered through ``lungs``.
+    kind
+        ``"ggo"``, ``"consolidation"`` or ``"mixed"`` for every focus; drawn per focus when
+        ``None`` (nodules are always consolidation).
+    near
+        Boolean mask where focus centres are drawn (focal patterns only); ``None``: the
+        pattern's own rule (subpleural for "peripheral", anywhere in ``lungs`` otherwise).
 
     Returns
     -------
     InsertedVolume
         float32 HU with lesions and uint8 labels (1 GGO, 2 consolidation), inside ``lungs``.
     """
-    pattern = _choose_pattern(pattern, rng)
+    pattern = _choose_pattern(pattern, rng, PATTERNS_3D)
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if pattern == "nodules":
+        kind = "consolidation"
     hu, lungs = np.asarray(hu), np.asarray(lungs, dtype=bool)
     if hu.ndim != 3 or lungs.shape != hu.shape:
         raise ValueError(f"hu and lungs must be 3D arrays of one shape, got {hu.shape} and {lungs.shape}")
     sp = tuple(float(s) for s in spacing)
     out = hu.astype(np.float32, copy=True)
     labels = np.zeros(hu.shape, dtype=np.uint8)
-    regions = _regions_3d(lungs, pattern, sp, rng)
+    regions = _regions_3d(lungs, pattern, sp, rng, near=near)
 
     def sigma(s: float) -> tuple[float, float, float]:  # in-plane pixels -> per-axis voxels
         return (s * sp[1] / sp[0], s, s)
@@ -332,6 +358,141 @@ def insert_lesions_3d(
     for box, soft in regions:
         sub_out, sub_labels = out[box], labels[box]  # views: painted in place
         noise = 18.0 * rng.standard_normal(soft.shape).astype(np.float32)
-        _paint(sub_out, sub_labels, soft, lungs[box], pattern=pattern, noise=noise, rng=rng, sigma=sigma, pixel_mm=sp[1])
+        _paint(
+            sub_out, sub_labels, soft, lungs[box],
+            pattern=pattern, noise=noise, rng=rng, sigma=sigma, pixel_mm=sp[1], kind=kind,
+        )
     labels[~lungs] = 0
     return InsertedVolume(hu=out, labels=labels, pattern=pattern, foci=len(regions))
+
+
+# ---------------------------------------------------------------- pleural effusion (3D)
+@dataclass(frozen=True)
+class InsertedEffusion:
+    """A HU volume with a pleural effusion inserted; ``mask`` is the fluid, ``volume_ml`` its volume."""
+
+    hu: np.ndarray
+    mask: np.ndarray
+    volume_ml: float
+
+
+def insert_effusion_3d(
+    hu: np.ndarray,
+    lung: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    rng: np.random.Generator,
+    depth_mm: tuple[float, float] = (20.0, 45.0),
+    fluid_hu: tuple[float, float] = (0.0, 20.0),
+) -> InsertedEffusion:
+    """Insert a free pleural effusion in the dependent pleural space of one lung (supine patient).
+
+    Free fluid layers in the most dependent (posterior) part of the hemithorax with a level
+    (horizontal) surface: in each slice, the lung voxels within ``d(z)`` mm of the lung's most
+    posterior point (in y) become fluid, which gives the posterior crescent with its lateral
+    meniscus of the radiology texts (e.g. Hansell et al. 2008, "pleural effusion"). ``d`` is the
+    drawn maximum (in ``depth_mm``) over the lower 30 % of the lung's height and falls linearly
+    to 0 at 75 %. Fluid HU: a level drawn in ``fluid_hu`` plus 12 HU noise. The fluid replaces
+    the lung it occupies (compression), so its volume is known exactly.
+    """
+    hu, lung = np.asarray(hu), np.asarray(lung, dtype=bool)
+    if hu.ndim != 3 or lung.shape != hu.shape:
+        raise ValueError(f"hu and lung must be 3D arrays of one shape, got {hu.shape} and {lung.shape}")
+    sp = tuple(float(s) for s in spacing)
+    zs = np.flatnonzero(lung.any(axis=(1, 2)))
+    mask = np.zeros(lung.shape, dtype=bool)
+    if zs.size:
+        max_depth = rng.uniform(*depth_mm)
+        height = zs[-1] - zs[0] + 1
+        yy = np.arange(lung.shape[1])[:, None]
+        for z in zs:
+            t = (z - zs[0]) / height
+            d = max_depth * float(np.clip((0.75 - t) / 0.45, 0.0, 1.0))
+            if d <= 0:
+                break
+            y_back = np.flatnonzero(lung[z].any(axis=1))[-1]
+            mask[z] = lung[z] & (yy >= y_back - d / sp[1])
+    out = hu.astype(np.float32, copy=True)
+    level = rng.uniform(*fluid_hu)
+    out[mask] = level + 12.0 * rng.standard_normal(int(mask.sum())).astype(np.float32)
+    return InsertedEffusion(hu=out, mask=mask, volume_ml=float(mask.sum()) * float(np.prod(sp)) / 1000.0)
+
+
+# ---------------------------------------------------------------- reading scenarios (3D)
+#: Scenarios with the category a radiologist gives them under the RSNA consensus (Simpson et
+#: al. 2020): bilateral peripheral ground glass is "typical"; unilateral lobar consolidation with
+#: a pleural effusion and scattered small nodules are "atypical".
+SCENARIOS = {
+    "bilateral_peripheral_ggo": "typical",
+    "lobar_consolidation_effusion": "atypical",
+    "scattered_nodules": "atypical",
+}
+
+
+@dataclass(frozen=True)
+class InsertedScenario:
+    """A HU volume with a scenario inserted: lesion labels, effusion mask and volume (mL)."""
+
+    hu: np.ndarray
+    labels: np.ndarray
+    effusion: np.ndarray
+    effusion_ml: float
+    scenario: str
+    side: int | None
+
+
+def _costal(lung: np.ndarray, spacing: Sequence[float], depth_mm: float = 10.0) -> np.ndarray:
+    """Subpleural voxels (within ``depth_mm`` in-plane) of one lung's lateral half: under the
+    costal pleura, away from the mediastinum (the "peripheral" of the radiology texts)."""
+    xs = np.flatnonzero(lung.any(axis=(0, 1)))
+    if xs.size == 0:
+        return lung
+    x_mid = 0.5 * (xs[0] + xs[-1])
+    x = np.arange(lung.shape[2])
+    midline = lung.shape[2] / 2.0
+    lateral = (x < x_mid) if x_mid < midline else (x > x_mid)
+    return _subpleural(lung, tuple(spacing)[1:], depth_mm) & lateral[None, None, :]
+
+
+def insert_scenario_3d(
+    hu: np.ndarray,
+    lung_labels: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    rng: np.random.Generator,
+    scenario: str,
+) -> InsertedScenario:
+    """Insert one reading scenario of :data:`SCENARIOS` into a HU volume with lung labels (1 R, 2 L).
+
+    * ``bilateral_peripheral_ggo``: ground-glass foci centred under the costal pleura of each
+      lung (within 10 mm of the border, lateral half of the lung).
+    * ``lobar_consolidation_effusion``: consolidation of the dependent lower part of one lung
+      ("lobar") and a pleural effusion under it (:func:`insert_effusion_3d`) on the same side.
+    * ``scattered_nodules``: 12-29 solid nodules of about 6-14 mm in both lungs ("nodules").
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {tuple(SCENARIOS)}, got {scenario!r}")
+    lung_labels = np.asarray(lung_labels)
+    out = np.asarray(hu, dtype=np.float32)
+    labels = np.zeros(lung_labels.shape, dtype=np.uint8)
+    effusion = np.zeros(lung_labels.shape, dtype=bool)
+    side = None
+    if scenario == "bilateral_peripheral_ggo":
+        for s in (1, 2):
+            lung = lung_labels == s
+            ins = insert_lesions_3d(
+                out, lung, spacing=spacing, rng=rng, pattern="peripheral", kind="ggo", near=_costal(lung, spacing)
+            )
+            out, labels = ins.hu, np.maximum(labels, ins.labels)
+    elif scenario == "scattered_nodules":
+        ins = insert_lesions_3d(out, lung_labels > 0, spacing=spacing, rng=rng, pattern="nodules")
+        out, labels = ins.hu, ins.labels
+    else:
+        side = int(rng.integers(1, 3))
+        lung = lung_labels == side
+        ins = insert_lesions_3d(out, lung, spacing=spacing, rng=rng, pattern="lobar", kind="consolidation")
+        eff = insert_effusion_3d(ins.hu, lung, spacing=spacing, rng=rng)
+        out, labels, effusion = eff.hu, ins.labels, eff.mask
+        labels[effusion] = 0
+    ml = float(effusion.sum()) * float(np.prod(spacing)) / 1000.0
+    return InsertedScenario(hu=out, labels=labels, effusion=effusion, effusion_ml=ml, scenario=scenario, side=side)

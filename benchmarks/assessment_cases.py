@@ -1,0 +1,86 @@
+"""Assessment on real CT and on reading scenarios inserted into real CT (docs/methods.md, "Assessment").
+
+Runs the whole analysis (default lesion method) on P002 and the two normal chest_ct_volumes, on
+each scenario of ``pneumolens.train.insertion.SCENARIOS`` inserted into lung1, lung2 and P002,
+and on a pleural effusion alone inserted into each lung of the three scans; prints a Markdown
+table and writes ``benchmarks/results_assessment_cases.json``. Also times the assessment stage.
+
+    PYTHONPATH=src python benchmarks/assessment_cases.py [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pneumolens.anatomy import segment_lungs
+from pneumolens.config import Config
+from pneumolens.io import load_scan
+from pneumolens.pipeline import analyze
+from pneumolens.train.insertion import SCENARIOS, insert_effusion_3d, insert_scenario_3d
+
+SCANS = {
+    "P002": "covid_ct_md_P002/dicom",
+    "lung1": "chest_ct_volumes/lung1_image.nrrd",
+    "lung2": "chest_ct_volumes/lung2_image.nrrd",
+}
+
+
+def _row(name: str, expected: str, analysis, truth_effusion_ml: float | None = None) -> dict:
+    a = analysis.assessment
+    e = a.features["effusion"]
+    return {
+        "case": name,
+        "expected": expected,
+        "category": a.category,
+        "p_pneumonia": round(a.p_pneumonia, 3),
+        "p_viral": round(a.p_viral, 3),
+        "bacterial": round(a.type_probabilities["bacterial"], 3),
+        "priority": a.priority,
+        "lesion_percent": round(a.features["burden"]["lesion_percent"], 2),
+        "effusion_ml": round(e["volume_ml"], 1),
+        "truth_effusion_ml": None if truth_effusion_ml is None else round(truth_effusion_ml, 1),
+        "assessment_s": analysis.timings_s.get("assessment"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_assessment_cases.json"))
+    args = parser.parse_args()
+    rows = []
+    for name, rel in SCANS.items():
+        scan = load_scan(args.data / rel)
+        rows.append(_row(name, "typical" if name == "P002" else "negative", analyze(scan, Config())))
+        print(rows[-1], flush=True)
+        lungs = segment_lungs(scan.volume, scan.spacing)
+        for i, (scenario, expected) in enumerate(SCENARIOS.items()):
+            ins = insert_scenario_3d(scan.volume, lungs.labels, spacing=scan.spacing,
+                                     rng=np.random.default_rng(i), scenario=scenario)
+            lesioned = dataclasses.replace(scan, volume=np.clip(np.round(ins.hu), -1024, 3071).astype(np.int16))
+            truth = ins.effusion_ml if ins.effusion_ml else None
+            rows.append(_row(f"{name} + {scenario}", expected, analyze(lesioned, Config()), truth))
+            print(rows[-1], flush=True)
+        for side in (1, 2):
+            ins = insert_effusion_3d(scan.volume, lungs.labels == side, spacing=scan.spacing,
+                                     rng=np.random.default_rng(side))
+            lesioned = dataclasses.replace(scan, volume=np.clip(np.round(ins.hu), -1024, 3071).astype(np.int16))
+            rows.append(_row(f"{name} + effusion ({'right' if side == 1 else 'left'})", "-",
+                             analyze(lesioned, Config()), ins.volume_ml))
+            print(rows[-1], flush=True)
+    args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2) + "\n")
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join("-" if r[c] is None else str(r[c]) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
