@@ -12,7 +12,8 @@ Usage::
     python benchmarks/bench_cli.py examples/covid_ct_md_P002/dicom /tmp/pneumolens-bench/p002_150 \\
         --repeats 3 [--method density] [--uncompressed-masks] [--json results.json]
 
-Prints one Markdown row per input (median of the repeats, and the fastest) for
+Prints one Markdown row per input (median of the repeats, and the fastest, with its CPU seconds:
+user + system time of the process, which does not grow with other jobs' load) for
 ``docs/performance.md``, with the load average before and after the runs.
 """
 
@@ -23,6 +24,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,15 +40,20 @@ def run_once(source: Path, out: Path, extra: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "pneumolens", "-v", "analyze", str(source), "--out", str(out),
            "--overwrite", "--no-progress", *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     written = re.search(r"outputs written in ([0-9.]+) s", done.stderr)
     data = json.loads((out / "analysis.json").read_text())
     return {
         "wall_s": wall,
+        "cpu_s": cpu,  # user + system seconds of the process: what the work costs, whatever the load
+        "max_rss_mb": after.ru_maxrss / 1024,
         "stages_s": data["timings_s"],
         "write_s": float(written.group(1)) if written else float("nan"),
         "shape": data["input"]["shape"],
@@ -69,6 +76,7 @@ def bench(source: Path, *, repeats: int, extra: list[str]) -> dict:
         "repeats": repeats,
         "wall_median_s": round(statistics.median(walls), 2),
         "wall_min_s": round(min(walls), 2),
+        "cpu_s_of_fastest": round(best["cpu_s"], 2),
         "write_s_of_fastest": round(best["write_s"], 2),
         "stages_s_of_fastest": stages,
         "outside_stages_s_of_fastest": round(best["wall_s"] - sum(stages.values()) - best["write_s"], 2),
@@ -99,11 +107,11 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
-    print("| input | shape | method | total (median / min) | read | lungs | lesions | completion | findings | writing | start-up + rest |")
+    print("| input | shape | method | total (median / min) | CPU s | read | lungs | lesions | completion | findings | writing | start-up + rest |")
     for r in results:
         s = r["stages_s_of_fastest"]
         print(f"| {Path(r['input']).name} | {'x'.join(map(str, r['shape']))} | {r['method']} | "
-              f"{r['wall_median_s']:.1f} / {r['wall_min_s']:.1f} s | {s.get('read', 0):.1f} | {s.get('lungs', 0):.1f} | "
+              f"{r['wall_median_s']:.1f} / {r['wall_min_s']:.1f} s | {r['cpu_s_of_fastest']:.1f} | {s.get('read', 0):.1f} | {s.get('lungs', 0):.1f} | "
               f"{s.get('lesions', 0):.1f} | {s.get('lung_completion', 0):.1f} | {s.get('findings', 0):.1f} | "
               f"{r['write_s_of_fastest']:.1f} | {r['outside_stages_s_of_fastest']:.1f} |")
 

@@ -76,7 +76,8 @@ def test_summary_is_json_numbers_without_arrays():
     assert summary["lesion_ml"] == pytest.approx(0.008)
     assert summary["regions"]["upper_zone"]["lesion_ml"] == pytest.approx(0.004)
     assert summary["region_kind"] == "zones"
-    assert summary["scores"] == {"method": "zones:halves"}
+    assert summary["scores"] == {"method": "zones:halves", "ct_severity_0_25": None, "lung_severity_0_20": None,
+                                 "po_percent": None, "pho_percent": None, "per_region": {}}
     assert summary["followup"] == {"prior": "1.2.3", "interval_days": None}
     assert summary["assessment"] is None
 

@@ -20,7 +20,8 @@ def test_analyze_phantom_density(phantom):
     seen = []
     result = analyze(scan, Config(method="density"), progress=lambda stage, i, n: seen.append(stage))
     assert seen == [s for s in STAGES if s != "read"]
-    assert set(result.timings_s) == {"checks", "lungs", "lesions", "lung_completion", "findings", "assessment"}
+    assert set(result.timings_s) == {"checks", "lungs", "lesions", "lung_completion", "regions", "findings",
+                                     "assessment"}
     assert result.assessment is not None and 0.0 <= result.assessment.p_pneumonia <= 1.0
     # lungs and lesions agree with the phantom's known masks
     assert dice(result.lungs.union, phantom.lung_labels > 0) > 0.9
@@ -115,3 +116,33 @@ def test_checks_add_the_scan_warnings_of_an_array_scan(phantom):
         pytest.skip("phantom slices too thin for the thick-slice warning")
     result = analyze(thick, Config(method="density"))
     assert any("thick slices" in w for w in result.warnings)
+
+
+
+
+def test_analysis_has_lobes_scores_and_region_findings(phantom):
+    """Default regions: the five lobes, each quantified, with the 0-25 score and PO/PHO."""
+    from pneumolens.analysis import LOBE_NAMES
+
+    scan = scan_from_array(phantom.volume, phantom.spacing)
+    result = analyze(scan, Config(method="density"))
+    regions, scores = result.regions, result.scores
+    assert regions.kind == "lobes" and regions.method.startswith("model:")
+    assert np.array_equal(regions.labels > 0, result.lungs.union)
+    lobe_ml = sum(result.findings.region(n).volume_ml for n in LOBE_NAMES.values())
+    assert lobe_ml == pytest.approx(result.findings.region("lungs").volume_ml)
+    lobe_lesion = sum(result.findings.region(n).lesion_ml for n in LOBE_NAMES.values())
+    assert lobe_lesion == pytest.approx(result.findings.region("lungs").lesion_ml)
+    assert scores.ct_severity_0_25 == sum(scores.per_region[n]["score"] for n in LOBE_NAMES.values())
+    assert 1 <= scores.ct_severity_0_25 <= 25  # the phantom has lesions
+    assert scores.po_percent == pytest.approx(result.findings.region("lungs").lesion_percent)
+    assert 0 < scores.pho_percent < scores.po_percent  # consolidation is part of the lesions
+
+
+def test_zones_and_no_regions(phantom):
+    scan = scan_from_array(phantom.volume, phantom.spacing)
+    zones = analyze(scan, Config(method="density", regions="zones"))
+    assert zones.regions.kind == "zones" and zones.scores.ct_severity_0_25 is None
+    assert zones.findings.region("right_upper").volume_ml > 0
+    none = analyze(scan, Config(method="density", regions="none"))
+    assert none.regions is None and none.scores.method == "lungs" and none.scores.ct_severity_0_25 is None

@@ -100,15 +100,32 @@ class Regions:
 
 @dataclass(frozen=True)
 class Scores:
-    """Semi-quantitative CT scores of the lesions per region (filled by the lobes stage).
+    """Semi-quantitative CT scores of the lesions per region (filled by :mod:`pneumolens.scores`).
 
     Attributes
     ----------
     method
-        Which regions the scores were computed on (e.g. ``"lobes:fissures"``).
+        Which regions the scores were computed on (``"<kind>:<regions method>"``, e.g.
+        ``"lobes:model:lobes_unet3d"``, ``"zones:zones:volume_thirds"``, ``"lungs"``).
+    ct_severity_0_25
+        Pan et al. (Radiology 2020) CT severity score: sum of the five lobe scores (0-5 each);
+        ``None`` unless the regions are the five lobes.
+    lung_severity_0_20
+        Chaganti et al. (Radiol Artif Intell 2020) lung severity score: sum of 0-4 per lobe;
+        ``None`` unless the regions are the five lobes.
+    po_percent, pho_percent
+        Percentage of opacity and of high opacity (lesion voxels above -200 HU) of both lungs.
+    per_region
+        ``{name: {"po_percent", "pho_percent"[, "score", "lss"]}}`` for ``right_lung``,
+        ``left_lung``, ``lungs`` and each region (lobe or zone; ``score`` 0-5 and ``lss`` 0-4 there).
     """
 
     method: str
+    ct_severity_0_25: int | None = None
+    lung_severity_0_20: int | None = None
+    po_percent: float = float("nan")
+    pho_percent: float = float("nan")
+    per_region: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,19 @@ from dataclasses import replace
 from typing import Any
 
 from pneumolens import quality
-from pneumolens.analysis import Analysis
+from pneumolens.analysis import Analysis, Regions
 from pneumolens.anatomy import complete_lungs, segment_lungs
 from pneumolens.config import Config
 from pneumolens.findings import quantify
 from pneumolens.io import CTScan
 from pneumolens.lesions import predict_lesions
 from pneumolens.masks import LungMasks
+from pneumolens.scores import compute_scores
 
 logger = logging.getLogger(__name__)
 
 #: Stages in order, as reported to a progress callback and in ``timings_s``.
-STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "findings", "assessment")
+STAGES = ("read", "checks", "lungs", "lesions", "lung_completion", "regions", "findings", "assessment")
 
 #: ``progress(stage, index, total)`` is called when a stage starts.
 ProgressCallback = Callable[[str, int, int], None]
@@ -64,8 +65,11 @@ def analyze(
     4. ``lung_completion``: :func:`pneumolens.anatomy.complete_lungs` adds dense lesion the lung
        mask lost; the lesions are then taken inside these final lungs, which every later stage
        (lobes, findings) sees;
-    5. ``findings``: :func:`pneumolens.findings.quantify`;
-    6. ``assessment``: :func:`pneumolens.assessment.assess_scan` (features, category,
+    5. ``regions``: the lobes (:func:`pneumolens.anatomy.lobes.predict_lobes`, or the
+       ``config.lobes_file`` map), zones or none, as ``config.regions`` asks (:func:`divide_lungs`);
+    6. ``findings``: :func:`pneumolens.findings.quantify` per lung and region, and the scores
+       (:func:`pneumolens.scores.compute_scores`: CT severity 0-25, PO/PHO).
+    7. ``assessment``: :func:`pneumolens.assessment.assess_scan` (features, category,
        probabilities, triage) into ``Analysis.assessment``.
 
     Parameters
@@ -109,6 +113,9 @@ def analyze(
                 "chest wall) was added to the lungs; check the lung outline on the key images"
             )
         lesions = evidence.within(final, scan.spacing)
+    with timer.stage("regions"):
+        regions, region_warnings = divide_lungs(scan, final, config)
+        warnings.extend(region_warnings)
     with timer.stage("findings"):
         findings = quantify(
             scan.volume,
@@ -117,7 +124,9 @@ def analyze(
             spacing=scan.spacing,
             z_positions_mm=scan.info.z_positions_mm or _z_from_affine(scan),
             source_files=scan.info.source_files,
+            regions=regions,
         )
+        scores = compute_scores(scan.volume, final.labels, lesions.labels, regions)
     analysis = Analysis(
         scan=scan,
         config=config,
@@ -127,6 +136,8 @@ def analyze(
         warnings=tuple(warnings),
         timings_s=timings,
         lung_added_ml=added_ml,
+        regions=regions,
+        scores=scores,
     )
     with timer.stage("assessment"):
         from pneumolens.assessment import TriageThresholds, assess_scan
@@ -142,6 +153,38 @@ def analyze(
             classifier=config.classifier,
         )
     return replace(analysis, assessment=assessment)
+
+
+def divide_lungs(scan: CTScan, lungs: LungMasks, config: Config) -> tuple[Regions | None, list[str]]:
+    """Lobes (lobe model or ``config.lobes_file``), zones or nothing, as ``config.regions`` asks.
+
+    The lobe model needs both lungs; with one lung missing the lungs are divided into zones
+    instead, with a warning.
+
+    Raises
+    ------
+    pneumolens.errors.InputError
+        When ``config.lobes_file`` cannot be read or does not match the scan.
+    """
+    from pneumolens.anatomy.lobes import external_lobes, lung_zones, predict_lobes
+
+    if config.regions == "none":
+        return None, []
+    if config.regions == "zones":
+        return lung_zones(lungs.labels), []
+    if config.lobes_file is not None:
+        regions, warnings = external_lobes(config.lobes_file, lungs.labels, scan.affine,
+                                           convention=config.lobes_convention)
+        return regions, list(warnings)
+    if not (lungs.right.any() and lungs.left.any()):
+        return lung_zones(lungs.labels), [
+            (
+                "only one lung was found, so lobes could not be placed; the lungs were divided into zones "
+                "(thirds by volume) instead and the CT severity score (0-25) is not given"
+            )
+        ]
+    regions, warnings = predict_lobes(lungs.labels, scan.spacing, threads=config.threads)
+    return regions, list(warnings)
 
 
 def analyze_path(

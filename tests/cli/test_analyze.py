@@ -28,7 +28,7 @@ def test_analyze_writes_the_contract(phantom_file, tmp_path, capsys):
     assert main(["analyze", str(path), "--out", str(out), "--method", "density", "--json", "--no-progress"]) == 0
     data = json.loads((out / "analysis.json").read_text())
     assert json.loads(capsys.readouterr().out) == data  # --json prints the same document
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "1.2"
     for key in ("path", "series_instance_uid", "n_slices", "spacing_mm", "manufacturer", "patient_sex",
                 "patient_age", "skipped"):
         assert key in data["input"]
@@ -49,6 +49,18 @@ def test_analyze_writes_the_contract(phantom_file, tmp_path, capsys):
     assert np.count_nonzero(lesions) * voxel_ml == pytest.approx(data["lesions"]["volume_ml"], abs=0.05)
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "consolidation" in html
+    # lobes: per-lobe block, scores, per-slice lobe counts, lobes.nii.gz, report table
+    lobe_names = ["RUL", "RML", "RLL", "LUL", "LLL"]
+    assert list(data["lobes"]) == lobe_names and data["region_map"]["kind"] == "lobes"
+    assert sum(data["lobes"][n]["lesion_ml"] for n in lobe_names) == pytest.approx(data["lesions"]["volume_ml"], abs=0.1)
+    assert data["scores"]["ct_severity_0_25"] == sum(data["lobes"][n]["score"] for n in lobe_names)
+    assert all(set(s["lobes"]) == set(lobe_names) for s in data["slices"])
+    assert sum(sum(s["lobes"].values()) for s in data["slices"]) == sum(s["lesion_voxels"] for s in data["slices"])
+    lobes = np.asarray(nib.load(str(out / "lobes.nii.gz")).dataobj)
+    lungs = np.asarray(nib.load(str(out / "lungs.nii.gz")).dataobj)
+    assert np.array_equal(lobes > 0, lungs > 0) and set(np.unique(lobes)) == {0, 1, 2, 3, 4, 5}
+    assert data["outputs"]["lobes_mask"] == "lobes.nii.gz"
+    assert "CT severity" in html and "RML" in html
 
 
 def test_no_lungs_exit_code_2_and_no_output(tmp_path, capsys):
@@ -125,4 +137,72 @@ def test_weights_that_cannot_be_fed_as_trained_exit_3(phantom_file, tmp_path, ca
     assert main(["analyze", str(path), "--weights", str(other), "--out", str(out), "--no-progress"]) == 3
     err = capsys.readouterr().err
     assert "model error" in err and "zscore" in err and "Traceback" not in err
+
+
+def _toy_lobes(lung_labels: np.ndarray) -> np.ndarray:
+    """Right lung cut in 3 along z, left in 2 (pneumolens labels): a stand-in external lobe map."""
+    out = np.zeros(lung_labels.shape, dtype=np.uint8)
+    z = np.arange(lung_labels.shape[0])[:, None, None]
+    for side, labels in ((1, (3, 2, 1)), (2, (5, 4))):
+        zs = np.flatnonzero((lung_labels == side).any(axis=(1, 2)))
+        edges = np.linspace(zs[0], zs[-1] + 1, len(labels) + 1)
+        for lab, lo, hi in zip(labels, edges[:-1], edges[1:]):
+            out[(lung_labels == side) & (z >= lo) & (z < hi)] = lab
+    return out
+
+
+@pytest.fixture(scope="module")
+def lobe_file(phantom_file, tmp_path_factory):
+    from pneumolens.export.nifti import write_mask_nifti
+    from pneumolens.io import load_scan
+
+    phantom, path = phantom_file
+    affine = load_scan(path).affine
+    folder = tmp_path_factory.mktemp("lobes")
+    lobes = _toy_lobes(phantom.lung_labels)
+    lungmask = np.select([lobes == 4, lobes == 5, lobes == 1, lobes == 2, lobes == 3], [1, 2, 3, 4, 5], 0)
+    return {
+        "good": write_mask_nifti(lungmask.astype(np.uint8), affine, folder / "ltrc.nii.gz"),
+        "cropped": write_mask_nifti(lobes[:, :, 2:], affine, folder / "cropped.nii.gz"),
+        "mirrored": write_mask_nifti(lobes[:, :, ::-1].copy(), affine, folder / "mirrored.nii.gz"),
+        "lobes": lobes,
+    }
+
+
+def test_external_lobes_and_zones(phantom_file, lobe_file, tmp_path):
+    _, path = phantom_file
+    out = tmp_path / "ext"
+    assert main(["analyze", str(path), "--out", str(out), "--method", "density", "--no-progress",
+                 "--lobes", str(lobe_file["good"])]) == 0
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["region_map"]["method"] == "external:lungmask:ltrc.nii.gz"
+    lobes = np.asarray(nib.load(str(out / "lobes.nii.gz")).dataobj).transpose(2, 1, 0)
+    inside = lobes > 0
+    assert (lobes[inside] == lobe_file["lobes"][inside]).mean() > 0.95
+    zones = tmp_path / "zones"
+    assert main(["analyze", str(path), "--out", str(zones), "--method", "density", "--no-progress",
+                 "--regions", "zones"]) == 0
+    data = json.loads((zones / "analysis.json").read_text())
+    assert list(data["zones"]) == ["right_upper", "right_middle", "right_lower", "left_upper", "left_middle",
+                                   "left_lower"]
+    assert data["scores"]["ct_severity_0_25"] is None and (zones / "zones.nii.gz").is_file()
+
+
+@pytest.mark.parametrize(
+    "which, extra, message",
+    [
+        ("cropped", [], "grid"),
+        ("mirrored", ["--lobes-convention", "pneumolens"], "does not match"),
+        ("good", ["--regions", "zones"], "--lobes was given with --regions zones"),
+        ("missing", [], "does not exist"),
+    ],
+)
+def test_bad_lobe_files_exit_2_without_output(phantom_file, lobe_file, tmp_path, capsys, which, extra, message):
+    _, path = phantom_file
+    out = tmp_path / "out"
+    lobes = lobe_file.get(which, tmp_path / "absent.nii.gz")
+    code = main(["analyze", str(path), "--out", str(out), "--method", "density", "--no-progress",
+                 "--lobes", str(lobes), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
     assert not out.exists()

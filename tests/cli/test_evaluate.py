@@ -157,3 +157,13 @@ def test_numeric_binary_truth_needs_no_positive(tmp_path):
     task = json.loads((out / "report.json").read_text())["tasks"][0]
     assert (task["task"], task["positives"], task["negatives"]) == ("1 vs 0", 3, 3)
     assert task["auc"] == 1.0
+
+
+def test_messages_go_to_stderr_and_stdout_stays_for_data(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["evaluate", str(_csv(tmp_path, GOOD)), "--truth", "truth", "--positive", "pos", "--score", "score",
+            "--out", str(out)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "file(s) in" in captured.err

@@ -28,6 +28,8 @@ def _write_all(analysis, out):
     out.mkdir(parents=True, exist_ok=True)
     write_mask_nifti(analysis.lungs.labels, analysis.scan.affine, out / "lungs.nii.gz")
     write_mask_nifti(analysis.lesions.labels, analysis.scan.affine, out / "lesions.nii.gz")
+    if analysis.regions is not None:  # lobes (default) or zones: segments of the SEG too
+        write_mask_nifti(analysis.regions.labels, analysis.scan.affine, out / "regions.nii.gz")
     files = write_dicom_outputs(analysis, out / "dicom")
     data = analysis_to_dict(analysis)
     (out / "analysis.json").write_text(json.dumps(data))
@@ -49,7 +51,8 @@ def check_seg_against_nifti(analysis, out):
     by_uid = {uid: k for k, uid in enumerate(source.sop_instance_uids) if uid}
     by_position = {tuple(np.round(p, 3)): k for k, p in enumerate(source.positions)}
     specs = segment_specs(analysis)
-    planes = {name: nifti_values_on_planes(out / f"{name}.nii.gz", source) for name in ("lungs", "lesions")}
+    names = ("lungs", "lesions") + (("regions",) if analysis.regions is not None else ())
+    planes = {name: nifti_values_on_planes(out / f"{name}.nii.gz", source) for name in names}
     frames = seg_frames(out / "dicom" / "seg.dcm")
     seen = set()
     for frame in frames:
@@ -84,17 +87,21 @@ def test_seg_reads_back_with_highdicom(written):
     assert seg.SeriesInstanceUID != source.series_instance_uid and seg.SeriesInstanceUID.startswith(UID_ROOT)
     assert seg.SOPInstanceUID.startswith(UID_ROOT)
     labels = [seg.get_segment_description(n).SegmentLabel for n in seg.segment_numbers]
-    assert labels == ["Right lung", "Left lung", "Ground-glass opacity", "Consolidation"]
+    lobes = ["Upper lobe of right lung", "Middle lobe of right lung", "Lower lobe of right lung",
+             "Upper lobe of left lung", "Lower lobe of left lung"] if analysis.regions is not None else []
+    assert [lab for lab in labels if "lobe" not in lab] == ["Right lung", "Left lung", "Ground-glass opacity",
+                                                             "Consolidation"]
+    assert [lab for lab in labels if "lobe" in lab] == lobes
     right = seg.get_segment_description(1)
     assert (right.SegmentedPropertyCategoryCodeSequence[0].CodeValue,
             right.SegmentedPropertyTypeCodeSequence[0].CodeValue) == ("91723000", "3341006")
-    consolidation = seg.get_segment_description(4)
+    consolidation = seg.get_segment_description(labels.index("Consolidation") + 1)
     assert consolidation.SegmentedPropertyTypeCodeSequence[0].CodeValue == "95436008"
     assert consolidation.SegmentAlgorithmType == "AUTOMATIC"
     assert "pneumolens" in consolidation.SegmentAlgorithmName and seg.SoftwareVersions.startswith("pneumolens")
     # highdicom's own source-image lookup gives the same pixels as the NIfTI lesion mask
     uids = [u for u in source.sop_instance_uids]
-    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[3, 4])
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, segment_numbers=[labels.index("Ground-glass opacity") + 1, labels.index("Consolidation") + 1])
     ggo = (analysis.lesions.labels == 1).sum()
     cons = (analysis.lesions.labels == 2).sum()
     assert pixels[..., 0].sum() == ggo and pixels[..., 1].sum() == cons
@@ -184,7 +191,7 @@ def test_real_series_round_trip(shared_data, tmp_path):
     out = tmp_path / "out"
     _, data = _write_all(analysis, out)
     frames = check_seg_against_nifti(analysis, out)
-    assert {f["segment"] for f in frames} == {1, 2, 3, 4}
+    assert {f["segment"] for f in frames} == set(range(1, 10))  # 2 lungs, 5 lobes, GGO, consolidation
     seg = pydicom.dcmread(out / "dicom" / "seg.dcm", stop_before_pixels=True)
     assert seg.FrameOfReferenceUID.startswith(UID_ROOT)
     groups = sr_groups(out / "dicom" / "sr.dcm")

@@ -32,6 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="SeriesInstanceUID to analyse when the input holds several patients or studies")
     p.add_argument("--patient", default=None, metavar="ID",
                    help="PatientID to analyse when the input holds several patients")
+    p.add_argument("--regions", choices=("lobes", "zones", "none"), default="lobes",
+                   help="divide the lungs for per-region findings and scores: the five lobes (default; lobe "
+                   "model, or --lobes FILE), zones (upper/middle/lower thirds of each lung by volume), or none")
+    p.add_argument("--lobes", type=Path, default=None, metavar="FILE",
+                   help="a lobe label map made elsewhere (NIfTI/NRRD/MHA on this series' grid: TotalSegmentator, "
+                   "lungmask LTRCLobes, or 1 RUL 2 RML 3 RLL 4 LUL 5 LLL), used instead of the lobe model")
+    p.add_argument("--lobes-convention", default="auto",
+                   choices=("auto", "pneumolens", "lungmask", "totalsegmentator", "totalsegmentator_v1"),
+                   help="label values of --lobes FILE (default: auto, the convention whose lobes fit the lungs)")
     p.add_argument("--classifier", type=Path, default=None, metavar="FILE",
                    help="cohort classifier made by 'pneumolens train classifier' (its probability is "
                    "reported and replaces p_pneumonia or p_viral, as it was trained to)")
@@ -60,6 +69,28 @@ def _method(args: argparse.Namespace) -> str:
             raise InputError(f"the weights file does not exist: {args.weights}", todo="pass the path of an .onnx file")
         return "model"
     return args.method or DEFAULT_METHOD
+
+
+def _lobes_file(args: argparse.Namespace) -> Path | None:
+    """``--lobes FILE`` must exist and goes with ``--regions lobes`` only (checked before any work)."""
+    from pneumolens.errors import InputError
+
+    if args.lobes is None:
+        return None
+    if args.regions != "lobes":
+        raise InputError(f"--lobes was given with --regions {args.regions}",
+                         todo="drop --lobes, or use --regions lobes")
+    if not args.lobes.is_file():
+        raise InputError("the lobe map given with --lobes does not exist", where=args.lobes,
+                         todo="pass the path of a NIfTI/NRRD/MHA lobe label map")
+    return args.lobes
+
+
+def _score_text(data: dict) -> str:
+    scores = data.get("scores") or {}
+    if scores.get("ct_severity_0_25") is None:
+        return ""
+    return f"; CT severity {scores['ct_severity_0_25']}/25, PO {scores['po_percent']:.1f} %, PHO {scores['pho_percent']:.1f} %"
 
 
 def _classifier(args: argparse.Namespace) -> Path | None:
@@ -117,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     config = Config(
         method=_method(args), lesion_weights=args.weights, threads=args.threads,
         classifier=_classifier(args), triage=_triage(args.triage),
+        regions=args.regions, lobes_file=_lobes_file(args), lobes_convention=args.lobes_convention,
     )
     source = args.input[0] if len(args.input) == 1 else list(args.input)
 
@@ -144,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     tell(
         f"lungs {data['lungs']['total_ml']:.0f} mL; lesions {lesions['volume_ml']:.1f} mL "
         f"({lesions['percent_of_lungs']:.2f} % of lungs; GGO {lesions['ggo_ml']:.1f} mL, "
-        f"consolidation {lesions['consolidation_ml']:.1f} mL) [{lesions['method']}] -> {args.out}"
+        f"consolidation {lesions['consolidation_ml']:.1f} mL) [{lesions['method']}]"
+        + _score_text(data) + f" -> {args.out}"
     )
     a = data.get("assessment")
     if a:

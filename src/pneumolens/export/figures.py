@@ -135,3 +135,68 @@ def render_profile(z_mm: np.ndarray, lung_ml: np.ndarray, lesion_ml: np.ndarray)
     _text(draw, (size - 150, top + 4), "lung mL / slice", (0, 130, 160))
     _text(draw, (size - 150, top + 16), "lesion mL / slice", (200, 30, 30))
     return _png(canvas)
+
+
+#: Region colours (RGB) for lobe/zone pictures, in label order: muted hues, none amber or red
+#: (the lesion colours).
+REGION_COLOURS = ((78, 121, 167), (89, 161, 79), (176, 122, 161), (118, 183, 178), (95, 75, 182), (157, 157, 157))
+
+
+def render_regions_view(
+    image: np.ndarray,
+    regions: np.ndarray,
+    lesions: np.ndarray,
+    names: dict[int, str],
+    *,
+    pixel_aspect: float = 1.0,
+    title: str = "",
+    flip_vertical: bool = False,
+) -> bytes:
+    """PNG of one 2D HU image with the regions (lobes or zones) tinted and outlined, lesions on top.
+
+    Like :func:`render_view`: each region is blended (35 %) in its colour of
+    :data:`REGION_COLOURS` with its border drawn in full colour; then ground-glass (amber) and
+    consolidation (red) are blended over the regions and outlined in white, so the lobe that
+    holds a lesion can be read; a legend of the region names runs along the bottom.
+    """
+    from PIL import Image, ImageDraw
+    from scipy import ndimage
+
+    if flip_vertical:
+        image, regions, lesions = image[::-1], regions[::-1], lesions[::-1]
+    lo, hi = LUNG_WINDOW_HU
+    grey = np.clip((np.asarray(image, np.float32) - lo) * (255.0 / (hi - lo)), 0, 255)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    colours = {label: REGION_COLOURS[i % len(REGION_COLOURS)] for i, label in enumerate(sorted(names))}
+    for label, colour in colours.items():
+        where = regions == label
+        rgb[where] = 0.65 * rgb[where] + 0.35 * np.array(colour, np.float32)
+    for label, colour in colours.items():
+        where = regions == label
+        if where.any():
+            rgb[where & ~ndimage.binary_erosion(where)] = colour
+    for value, (r, g, b, alpha) in _COLOURS.items():
+        where = lesions == value
+        alpha = min(1.0, alpha + 0.25)
+        rgb[where] = (1 - alpha) * rgb[where] + alpha * np.array([r, g, b], np.float32) * 255
+    lesion = lesions > 0
+    if lesion.any():
+        rgb[lesion & ~ndimage.binary_erosion(lesion)] = (255, 255, 255)
+    picture = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    rows, cols = regions.shape
+    height = max(1, round(IMAGE_WIDTH_PX * rows * pixel_aspect / max(cols, 1)))
+    picture = picture.resize((IMAGE_WIDTH_PX, height), Image.Resampling.NEAREST)
+    band, legend = (16 if title else 0), 16
+    canvas = Image.new("RGB", (IMAGE_WIDTH_PX, height + band + legend), "black")
+    canvas.paste(picture, (0, band))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        _text(draw, (4, 2), title, "white")
+    _text(draw, (3, band + height // 2 - 5), "R", "white")
+    _text(draw, (IMAGE_WIDTH_PX - 10, band + height // 2 - 5), "L", "white")
+    step = IMAGE_WIDTH_PX // max(len(colours), 1)
+    for i, (label, colour) in enumerate(colours.items()):
+        x, y = 4 + i * step, band + height + 3
+        draw.rectangle((x, y, x + 9, y + 9), fill=tuple(colour))
+        _text(draw, (x + 12, y - 1), names[label].replace("_", " "), "white")
+    return _png(canvas)

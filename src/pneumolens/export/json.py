@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pneumolens.analysis import Analysis
 
 #: Bump the minor version when adding keys, the major version when changing or removing them.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 def _round(value: float, digits: int = 3) -> float:
@@ -74,12 +74,68 @@ def analysis_to_dict(analysis: Analysis, *, outputs: dict[str, str] | None = Non
         "assessment": None if analysis.assessment is None else assessment_to_dict(analysis.assessment),
         "distribution": None if analysis.assessment is None else distribution_to_dict(analysis.assessment),
         "regions": [asdict(r) for r in f.regions],
-        "slices": [asdict(s) for s in f.slices],
+        **region_blocks(analysis),
+        "slices": _slices(analysis),
         "warnings": list(analysis.warnings),
         "timings_s": dict(analysis.timings_s),
         "outputs": dict(outputs or {}),
     }
     return finite_or_none(result)
+
+
+def region_blocks(analysis: Analysis) -> dict[str, Any]:
+    """``region_map``, ``lobes`` or ``zones`` (per-region findings, score, confidence) and ``scores``."""
+    out: dict[str, Any] = {}
+    regions, scores = analysis.regions, analysis.scores
+    if regions is not None:
+        from pneumolens.anatomy.lobes import LOW_CONFIDENCE
+
+        out["region_map"] = {
+            "kind": regions.kind, "method": regions.method,
+            "labels": {str(k): v for k, v in sorted(regions.names.items())},
+            "low_confidence_below": LOW_CONFIDENCE if regions.method.startswith("model:") else None,
+        }
+        per = scores.per_region if scores is not None else {}
+        block = {}
+        for name in (regions.names[k] for k in sorted(regions.names)):
+            r = analysis.findings.region(name)
+            s = per.get(name, {})
+            block[name] = {
+                "volume_ml": _round(r.volume_ml, 1), "lesion_ml": _round(r.lesion_ml, 2),
+                "lesion_percent": _round(r.lesion_percent, 3), "ggo_ml": _round(r.ggo_ml, 2),
+                "consolidation_ml": _round(r.consolidation_ml, 2), "mean_hu": _round(r.mean_hu, 1),
+                "lesion_mean_hu": _round(r.lesion_mean_hu, 1),
+                "score": s.get("score"), "lss": s.get("lss"),
+                "po_percent": _round(s.get("po_percent", float("nan")), 3),
+                "pho_percent": _round(s.get("pho_percent", float("nan")), 3),
+                "confidence": _round(regions.confidence.get(name, float("nan")), 3),
+            }
+        out[regions.kind] = block
+    if scores is not None:
+        out["scores"] = {
+            "method": scores.method,
+            "ct_severity_0_25": scores.ct_severity_0_25,
+            "lung_severity_0_20": scores.lung_severity_0_20,
+            "po_percent": _round(scores.po_percent, 3),
+            "pho_percent": _round(scores.pho_percent, 3),
+            "per_region": {name: {k: (_round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+                           for name, d in scores.per_region.items()},
+        }
+    return out
+
+
+def _slices(analysis: Analysis) -> list[dict[str, Any]]:
+    """``slices`` entries; with regions, each gains ``lobes`` (or ``zones``): {name: lesion voxels}."""
+    rows = [asdict(s) for s in analysis.findings.slices]
+    regions = analysis.regions
+    if regions is not None:
+        from pneumolens.scores import region_slice_counts
+
+        counts = region_slice_counts(regions.labels, analysis.lesions.labels, regions.names)
+        names = [regions.names[k] for k in sorted(regions.names)]
+        for row in rows:
+            row[regions.kind] = {name: int(counts[name][row["index"]]) for name in names}
+    return rows
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:

@@ -80,6 +80,10 @@ def write_outputs(
             pool.submit(write_mask_nifti, analysis.lungs.labels, affine, tmp / names["lungs_mask"]),
             pool.submit(write_mask_nifti, analysis.lesions.labels, affine, tmp / names["lesions_mask"]),
         ]
+        if analysis.regions is not None:  # lobes.nii.gz (1 RUL .. 5 LLL) or zones.nii.gz
+            key = f"{analysis.regions.kind}_mask"
+            outputs[key] = names["lungs_mask"].replace("lungs", analysis.regions.kind)
+            jobs.append(pool.submit(write_mask_nifti, analysis.regions.labels, affine, tmp / outputs[key]))
         images = None
         if dicom:
             from pneumolens.export.dicom import write_dicom_outputs

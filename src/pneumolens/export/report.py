@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pneumolens.export.figures import key_slice_indices, render_profile, render_view
+from pneumolens.export.figures import (
+    key_slice_indices,
+    render_profile,
+    render_regions_view,
+    render_view,
+)
 from pneumolens.findings import HU_BANDS
 
 if TYPE_CHECKING:
@@ -39,6 +44,7 @@ def key_images(analysis: Analysis) -> list[dict[str, str]]:
                            title="coronal", flip_vertical=True),
         "caption": f"coronal plane {j + 1}/{volume.shape[1]}",
     })
+    images.extend(region_images(analysis))
     slices = analysis.findings.slices
     voxel_ml = analysis.scan.voxel_volume_ml
     images.append({
@@ -47,6 +53,33 @@ def key_images(analysis: Analysis) -> list[dict[str, str]]:
         "caption": "lung and lesion volume per slice",
     })
     return [{"png": base64.b64encode(i["png"]).decode("ascii"), "caption": i["caption"]} for i in images]
+
+
+def region_images(analysis: Analysis) -> list[dict[str, bytes | str]]:
+    """Coronal and axial views with the lobes (or zones) tinted and the lesions over them.
+
+    The coronal plane passes through the lungs' centre of mass (front to back), where all five
+    lobes show; the axial slice is the one with the most lesion (the middle of the lungs if none).
+    """
+    regions = analysis.regions
+    if regions is None:
+        return []
+    volume, lungs, labels = analysis.scan.volume, analysis.lungs.union, analysis.lesions.labels
+    sz, sy, sx = analysis.scan.spacing
+    kind = "lobes" if regions.kind == "lobes" else "zones"
+    lesion_by_z = (labels > 0).sum(axis=(1, 2))
+    lung_z = np.flatnonzero(lungs.any(axis=(1, 2)))
+    k = int(np.argmax(lesion_by_z)) if lesion_by_z.any() else int(lung_z[len(lung_z) // 2]) if lung_z.size else 0
+    lung_by_y = lungs.sum(axis=(0, 2))
+    j = round(float((lung_by_y * np.arange(lung_by_y.size)).sum() / max(lung_by_y.sum(), 1)))
+    return [
+        {"png": render_regions_view(volume[:, j, :], regions.labels[:, j, :], labels[:, j, :], regions.names,
+                                    pixel_aspect=sz / sx, title=f"coronal: {kind} and lesions", flip_vertical=True),
+         "caption": f"{kind} (coronal plane {j + 1}/{volume.shape[1]}) with lesions"},
+        {"png": render_regions_view(volume[k], regions.labels[k], labels[k], regions.names, pixel_aspect=sy / sx,
+                                    title=f"axial: {kind} and lesions"),
+         "caption": f"{kind} (axial slice {k + 1}/{volume.shape[0]}) with lesions"},
+    ]
 
 
 def write_report(

@@ -111,7 +111,14 @@ class Model:
         return self.session.run(None, {self.input_name: x})[0]
 
 
-def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: bool = True) -> Model:
+#: ``input.kind`` of a sidecar: what the model is fed. ``ct_slice`` (the default when absent):
+#: CT slices prepared as :class:`Preprocessing` describes (the lesion model); ``lung_mask_grid``:
+#: the two lung masks on the lobe grid (:mod:`pneumolens.anatomy.lobe_grid`, the lobe model).
+INPUT_KINDS = ("ct_slice", "lung_mask_grid")
+
+
+def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: bool = True,
+         kind: str = "ct_slice") -> Model:
     """Load a shipped model by name, or an ONNX file by path, after checking its SHA-256.
 
     Parameters
@@ -124,6 +131,8 @@ def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: b
     verify
         Check the file's SHA-256 against the sidecar (always on for users; off only in tools
         that write the sidecar).
+    kind
+        The input kind the caller feeds (:data:`INPUT_KINDS`); a model made for another is refused.
 
     Returns
     -------
@@ -139,7 +148,14 @@ def load(name_or_path: str | Path = LESION_MODEL, *, threads: int = 0, verify: b
     """
     path, sidecar = resolve(name_or_path)
     stamps = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in (path, sidecar))
-    return _load_cached(str(path), stamps, threads, verify)
+    model = _load_cached(str(path), stamps, threads, verify)
+    found = model.meta["input"].get("kind", "ct_slice")
+    if found != kind:
+        raise ModelError(
+            f"model {path} takes input of kind '{found}', but is used where '{kind}' is fed "
+            "(e.g. lobe weights given as lesion weights); pass the right model"
+        )
+    return model
 
 
 def clear_cache() -> None:
@@ -161,7 +177,11 @@ def _load_cached(path_text: str, stamps: tuple, threads: int, verify: bool) -> M
     for key in ("sha256", "input", "classes"):
         if key not in meta:
             raise ModelError(f"model sidecar {sidecar} lacks '{key}'; re-export the model with 'pneumolens train'")
-    preprocessing = Preprocessing.from_sidecar(meta, where=str(sidecar))
+    kind = meta["input"].get("kind", "ct_slice") if isinstance(meta["input"], dict) else "ct_slice"
+    if kind not in INPUT_KINDS:
+        raise ModelError(f"model sidecar {sidecar} has input.kind '{kind}'; known: {', '.join(INPUT_KINDS)}")
+    # Slice preprocessing applies to CT-slice models; the lobe model describes its own input.
+    preprocessing = Preprocessing.from_sidecar(meta, where=str(sidecar)) if kind == "ct_slice" else Preprocessing()
     if verify:
         actual = sha256_of(path)
         if actual != meta["sha256"]:

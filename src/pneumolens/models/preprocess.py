@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from pneumolens.errors import ModelError
+from pneumolens.grid import bbox
 
 #: The lung window (HU): centre -600, width 1500. Model inputs and report images use it.
 LUNG_WINDOW_HU: tuple[float, float] = (-1350.0, 150.0)
@@ -72,10 +73,10 @@ def square_box(mask: np.ndarray, *, margin: float = BOX_MARGIN) -> Box:
         m = m.any(axis=0)
     if m.ndim != 2:
         raise ValueError(f"square_box needs a 2D or 3D mask, got shape {mask.shape}")
-    ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
-    if ys.size == 0:
+    found = bbox(m)
+    if found is None:
         return full_box(m.shape)
-    y0, y1, x0, x1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+    (y0, y1), (x0, x1) = ((s.start, s.stop) for s in found)
     side = max(y1 - y0, x1 - x0)
     side = int(np.round(side * (1.0 + 2.0 * margin)))
     cy, cx = (y0 + y1) / 2.0, (x0 + x1) / 2.0
@@ -194,7 +195,7 @@ def prepare_slice(image01: np.ndarray, box: Box, size: int, *, clip_limit: float
 #: Keys of a sidecar's ``input`` this version understands; any other key is refused, since it
 #: would describe a normalisation that would not be applied.
 SIDECAR_INPUT_KEYS = frozenset(
-    {"name", "size", "channels", "hu_window", "clahe_clip_limit", "box_margin", "normalisation"}
+    {"name", "kind", "size", "channels", "hu_window", "clahe_clip_limit", "box_margin", "normalisation"}
 )
 
 
