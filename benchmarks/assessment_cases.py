@@ -52,6 +52,8 @@ def _row(name: str, expected: str, analysis, truth_effusion_ml: float | None = N
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--scans", nargs="+", default=list(SCANS), choices=list(SCANS),
+                        help="which scans get the inserted cases (P002 itself is always analysed)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_assessment_cases.json"))
     args = parser.parse_args()
     rows = []
@@ -59,6 +61,8 @@ def main() -> None:
         scan = load_scan(args.data / rel)
         rows.append(_row(name, "typical" if name == "P002" else "negative", analyze(scan, Config())))
         print(rows[-1], flush=True)
+        if name not in args.scans:
+            continue
         lungs = segment_lungs(scan.volume, scan.spacing)
         for i, (scenario, expected) in enumerate(SCENARIOS.items()):
             ins = insert_scenario_3d(scan.volume, lungs.labels, spacing=scan.spacing,

@@ -12,8 +12,12 @@ import pydicom
 from pneumolens.config import Config
 from pneumolens.io import load_scan
 from pneumolens.io.dicom_source import dicom_source
-from pneumolens.io.dicom_write import ORIENTATIONS, write_ct_series
-from pneumolens.io.orientation import affine_from_axes, canonical_reorientation, reoriented_affine
+from pneumolens.io.dicom_write import write_ct_series
+from pneumolens.io.orientation import (
+    affine_from_axes,
+    canonical_reorientation,
+    reoriented_affine,
+)
 from pneumolens.io.scan import CTScan, ScanInfo
 from pneumolens.pipeline import analyze
 from pneumolens.synthetic import make_chest_phantom

@@ -10,7 +10,13 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from dicom_helpers import analysis_of, nifti_values_on_planes, require_executable, seg_frames, sr_groups
+from dicom_helpers import (
+    analysis_of,
+    nifti_values_on_planes,
+    require_executable,
+    seg_frames,
+    sr_groups,
+)
 
 from pneumolens.errors import InputError
 from pneumolens.export.dicom import write_dicom_outputs
@@ -82,6 +88,7 @@ def test_seg_reads_back_with_highdicom(written):
     seg = hd.seg.segread(out / "dicom" / "seg.dcm")
     source = analysis.scan.info.dicom
     assert seg.SegmentationType == "BINARY"
+    assert seg.SegmentsOverlap == "YES"  # lesions lie inside the lungs
     assert seg.FrameOfReferenceUID == source.frame_of_reference_uid
     assert seg.StudyInstanceUID == source.study_instance_uid
     assert seg.SeriesInstanceUID != source.series_instance_uid and seg.SeriesInstanceUID.startswith(UID_ROOT)
@@ -146,6 +153,14 @@ def test_sr_numbers_equal_analysis_json(written):
         keys = [s.key for s in specs]
         if region["name"] in keys:  # the group references the region's own segment
             assert group["segment"] == keys.index(region["name"]) + 1
+    assessment = data.get("assessment")
+    if assessment is not None:  # the pipeline's assessment: numbers and texts
+        group = groups["assessment"]
+        if assessment["p_pneumonia"] is not None:
+            assert group["numbers"]["ASSESSPPNEUMONIA"] == pytest.approx(assessment["p_pneumonia"], rel=1e-9)
+        meanings = {meaning for _, meaning in group["codes"]}
+        assert {assessment["category"], assessment["priority"]} <= meanings
+        assert {r[:64] for r in assessment["reasons"]} <= meanings
     sr = hd.sr.srread(out / "dicom" / "sr.dcm")
     seg = pydicom.dcmread(out / "dicom" / "seg.dcm", stop_before_pixels=True)
     evidence = {i.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence[0]
@@ -159,16 +174,17 @@ def test_dciodvfy_reports_no_errors(written):
     _, out, files, _ = written
     for kind in ("seg", "sr", "sc"):
         for name in files[kind]:
-            result = subprocess.run([dciodvfy, str(out / name)], capture_output=True, text=True, timeout=120)
+            result = subprocess.run([dciodvfy, str(out / name)], capture_output=True, text=True, timeout=120, check=False)
             errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
             assert errors == [], f"{name}: {errors[:5]}"
 
 
 def test_volume_input_is_an_input_error(tmp_path):
-    from pneumolens.config import Config
-    from pneumolens.pipeline import analyze
-    from pneumolens.io.scan import scan_from_array
     from dicom_helpers import phantom
+
+    from pneumolens.config import Config
+    from pneumolens.io.scan import scan_from_array
+    from pneumolens.pipeline import analyze
 
     p = phantom()
     analysis = analyze(scan_from_array(p.volume, p.spacing), Config(method="density"))
@@ -228,7 +244,7 @@ def with_lobes(tmp_path_factory):
     out = tmp / "out"
     out.mkdir()
     write_mask_nifti(regions.labels, scan.affine, out / "regions.nii.gz")
-    files, data = _write_all(analysis, out)
+    _, data = _write_all(analysis, out)
     return analysis, out, data
 
 
@@ -259,7 +275,7 @@ def test_lobe_outputs_pass_dciodvfy(with_lobes):
     dciodvfy = require_executable("dciodvfy", why="DICOM conformance of SEG and SR with lobes")
     _, out, _ = with_lobes
     for name in ("seg.dcm", "sr.dcm"):
-        result = subprocess.run([dciodvfy, str(out / "dicom" / name)], capture_output=True, text=True, timeout=120)
+        result = subprocess.run([dciodvfy, str(out / "dicom" / name)], capture_output=True, text=True, timeout=120, check=False)
         errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
         assert errors == [], f"{name}: {errors[:5]}"
 
@@ -303,5 +319,16 @@ def test_scores_and_assessment_go_into_the_sr(with_lobes, tmp_path):
     meanings = {meaning for _, meaning in assessment["codes"]}
     assert {"covid19", "urgent", "bilateral GGO", "peripheral", "rules v1"} <= meanings
     dciodvfy = require_executable("dciodvfy", why="DICOM conformance of the SR with an assessment")
-    result = subprocess.run([dciodvfy, str(tmp_path / "sr.dcm")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([dciodvfy, str(tmp_path / "sr.dcm")], capture_output=True, text=True, timeout=120, check=False)
     assert [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")] == []
+
+
+def test_segments_overlap():
+    from pneumolens.export.dicom_seg import segments_overlap
+
+    frames = np.zeros((2, 4, 4, 3), dtype=bool)
+    frames[0, 0, 0, 0] = frames[1, 1, 1, 1] = frames[1, 2, 2, 2] = True
+    assert not segments_overlap(frames)
+    frames[1, 2, 2, 0] = True
+    assert segments_overlap(frames)
+    assert not segments_overlap(np.moveaxis(np.zeros((3, 2, 4, 4), dtype=bool), 0, -1))

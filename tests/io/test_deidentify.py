@@ -60,7 +60,7 @@ def run(tmp_path_factory):
 
 
 def test_no_listed_identifying_attribute_survives(run):
-    tmp, a, b, out = run
+    _, a, b, out = run
     assert len(out) == len(a) + len(b)
     originals = [pydicom.dcmread(p) for p in a + b]
     listed = listed_tags()
@@ -89,7 +89,7 @@ def test_no_listed_identifying_attribute_survives(run):
 
 
 def test_pseudonyms_and_uids_are_consistent_within_the_run(run):
-    tmp, a, b, out = run
+    _, a, b, out = run
     datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in out]
     ids = {ds.PatientID for ds in datasets}
     assert len(ids) == 2 and all(i.startswith(PSEUDONYM_PREFIX) for i in ids)
@@ -110,7 +110,7 @@ def test_pseudonyms_and_uids_are_consistent_within_the_run(run):
 
 
 def test_deidentified_series_reads_as_the_same_ct(run):
-    tmp, a, _, out = run
+    _, a, _, out = run
     original = load_scan(a[0].parent)
     first = pydicom.dcmread(out[0], stop_before_pixels=True)
     scan = load_scan(out[0].parent)
@@ -120,7 +120,7 @@ def test_deidentified_series_reads_as_the_same_ct(run):
 
 
 def test_a_second_run_gives_other_pseudonyms(run, tmp_path):
-    tmp, a, _, out = run
+    _, a, _, out = run
     assert main(["deidentify", str(a[0].parent), str(tmp_path / "again")]) == 0
     again = pydicom.dcmread(next((tmp_path / "again").rglob("*.dcm")), stop_before_pixels=True)
     first_ids = {pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in out}

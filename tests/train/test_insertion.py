@@ -126,3 +126,57 @@ def test_random_patterns_never_draw_diffuse(slice_and_lungs) -> None:
     rng = np.random.default_rng(0)
     drawn = {insert_lesions(hu, lungs, pixel_mm=2.2, rng=rng).pattern for _ in range(30)}
     assert drawn == {"peripheral", "multifocal", "lobar"}
+
+
+@pytest.fixture(scope="module")
+def phantom_3d():
+    return make_chest_phantom(shape=(40, 96, 96), spacing=(5.0, 3.0, 3.0), seed=4, lesions=())
+
+
+def test_effusion_is_a_dependent_layer_of_known_volume(phantom_3d) -> None:
+    from pneumolens.train.insertion import insert_effusion_3d
+
+    ph = phantom_3d
+    lung = ph.lung_labels == 1
+    out = insert_effusion_3d(ph.volume, lung, spacing=ph.spacing, rng=np.random.default_rng(0))
+    assert out.mask.any() and not (out.mask & ~lung).any()
+    assert out.volume_ml == pytest.approx(out.mask.sum() * np.prod(ph.spacing) / 1000)
+    assert -40 < out.hu[out.mask].mean() < 60  # water density
+    ys = np.nonzero(out.mask)[1]
+    assert ys.mean() > np.nonzero(lung)[1].mean()  # posterior (dependent)
+    zs = np.flatnonzero(out.mask.any(axis=(1, 2)))
+    lung_z = np.flatnonzero(lung.any(axis=(1, 2)))
+    assert zs[0] == lung_z[0] and zs[-1] < lung_z[0] + 0.8 * (lung_z[-1] - lung_z[0])  # from the base up
+    np.testing.assert_array_equal(out.hu[~out.mask], ph.volume[~out.mask])
+
+
+def test_nodules_and_forced_kind(phantom_3d) -> None:
+    from scipy import ndimage as ndi
+
+    ph = make_chest_phantom(shape=(40, 160, 160), spacing=(5.0, 1.6, 1.6), seed=4, lesions=())
+    lungs = ph.lung_labels > 0
+    out = insert_lesions_3d(ph.volume, lungs, spacing=ph.spacing, rng=np.random.default_rng(1), pattern="nodules")
+    assert out.pattern == "nodules" and 12 <= out.foci < 30
+    assert set(np.unique(out.labels)) <= {0, 2}  # solid
+    _, n = ndi.label(out.labels > 0)
+    assert n >= 5
+    ggo = insert_lesions_3d(ph.volume, lungs, spacing=ph.spacing, rng=np.random.default_rng(1), pattern="multifocal", kind="ggo")
+    assert set(np.unique(ggo.labels)) <= {0, 1}
+    with pytest.raises(ValueError, match="kind"):
+        insert_lesions_3d(ph.volume, lungs, spacing=ph.spacing, rng=np.random.default_rng(1), kind="tumour")
+
+
+def test_reading_scenarios(phantom_3d) -> None:
+    from pneumolens.train.insertion import SCENARIOS, insert_scenario_3d
+
+    ph = phantom_3d
+    both = insert_scenario_3d(ph.volume, ph.lung_labels, spacing=ph.spacing, rng=np.random.default_rng(0),
+                              scenario="bilateral_peripheral_ggo")
+    assert all(((both.labels == 1) & (ph.lung_labels == s)).any() for s in (1, 2)) and not (both.labels == 2).any()
+    lobar = insert_scenario_3d(ph.volume, ph.lung_labels, spacing=ph.spacing, rng=np.random.default_rng(0),
+                               scenario="lobar_consolidation_effusion")
+    assert lobar.effusion_ml > 0 and not (lobar.labels[lobar.effusion]).any()
+    assert not ((lobar.labels > 0) & (ph.lung_labels != lobar.side)).any()  # one side only
+    assert set(SCENARIOS.values()) == {"typical", "atypical"}
+    with pytest.raises(ValueError):
+        insert_scenario_3d(ph.volume, ph.lung_labels, spacing=ph.spacing, rng=np.random.default_rng(0), scenario="x")

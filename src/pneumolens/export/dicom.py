@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,13 +27,16 @@ SR_FILE = "sr.dcm"
 SC_DIR = "sc"
 
 
-def write_dicom_outputs(analysis: Analysis, folder: str | Path, *, images: list[dict[str, str]] | None = None) -> dict[str, list[str]]:
+def write_dicom_outputs(
+    analysis: Analysis, folder: str | Path, *, images: list[dict[str, str]] | Future | None = None
+) -> dict[str, list[str]]:
     """Write SEG, SR and secondary captures of ``analysis`` into ``folder`` (created).
 
     Parameters
     ----------
     images
-        The report's key images when already rendered (saves rendering them twice).
+        The report's key images when already rendered (saves rendering them twice), or a
+        ``Future`` of them (rendered in another thread while the SEG and SR are written).
 
     Returns
     -------
@@ -52,6 +56,8 @@ def write_dicom_outputs(analysis: Analysis, folder: str | Path, *, images: list[
     seg.save_as(folder / SEG_FILE, enforce_file_format=True)
     sr = build_sr(analysis, seg)
     sr.save_as(folder / SR_FILE, enforce_file_format=True)
+    if isinstance(images, Future):
+        images = images.result()
     scs = write_secondary_captures(analysis, folder / SC_DIR, images=images)
     base = folder.name
     return {

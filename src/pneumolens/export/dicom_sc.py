@@ -19,8 +19,8 @@ import numpy as np
 
 from pneumolens.export.dicom_common import (
     MANUFACTURER,
-    drop_source_equipment,
     SERIES_NUMBERS,
+    drop_source_equipment,
     lenient,
     new_uid,
     prepared_source_datasets,
@@ -46,8 +46,8 @@ def summary_lines(analysis: Analysis) -> list[str]:
     f = analysis.findings
     both, right, left = f.region("lungs"), f.region("right_lung"), f.region("left_lung")
     lines = [
-        f"Lesions {_number(both.lesion_ml, 1)} mL = {_number(both.lesion_percent, 1)} % of lungs "
-        f"({_number(both.volume_ml, 0)} mL)",
+        (f"Lesions {_number(both.lesion_ml, 1)} mL = {_number(both.lesion_percent, 1)} % of lungs "
+         f"({_number(both.volume_ml, 0)} mL)"),
         f"GGO {_number(both.ggo_ml, 1)} mL, consolidation {_number(both.consolidation_ml, 1)} mL",
         f"Right lung {_number(right.lesion_percent, 1)} %, left lung {_number(left.lesion_percent, 1)} %",
     ]

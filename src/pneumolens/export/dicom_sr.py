@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 
 from pneumolens.export.dicom_common import (
     MANUFACTURER,
-    drop_source_equipment,
     SERIES_NUMBERS,
+    drop_source_equipment,
     lenient,
     new_uid,
     prepared_source_datasets,
@@ -171,6 +171,8 @@ def assessment_content(assessment: Any) -> tuple[list[Any], list[Any]]:
         else dict(assessment)
     )
     for name, value in fields.items():
+        if isinstance(value, bool):  # e.g. the triage alert
+            value = "yes" if value else "no"
         texts = [value] if isinstance(value, str) else (
             [v for v in value if isinstance(v, str)] if isinstance(value, (list, tuple)) else []
         )

@@ -74,7 +74,7 @@ def write_outputs(
         require_dicom_source(analysis)  # refuse before the output folder is touched
         outputs.update(DICOM_OUTPUT_FILES)
     start = time.perf_counter()
-    with output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, ThreadPoolExecutor(max_workers=3) as pool:
+    with output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, ThreadPoolExecutor(max_workers=4) as pool:
         affine = analysis.scan.affine
         jobs = [
             pool.submit(write_mask_nifti, analysis.lungs.labels, affine, tmp / names["lungs_mask"]),
@@ -84,15 +84,15 @@ def write_outputs(
             key = f"{analysis.regions.kind}_mask"
             outputs[key] = names["lungs_mask"].replace("lungs", analysis.regions.kind)
             jobs.append(pool.submit(write_mask_nifti, analysis.regions.labels, affine, tmp / outputs[key]))
-        images = None
+        # the key images are rendered once, for the report and the DICOM secondary captures
+        images = pool.submit(key_images, analysis)
+        data = analysis_to_dict(analysis, outputs=outputs)
+        write_json(data, tmp / names["analysis"])
+        jobs.append(pool.submit(lambda: write_report(analysis, data, tmp / names["report"], images=images.result())))
         if dicom:
             from pneumolens.export.dicom import write_dicom_outputs
 
-            images = key_images(analysis)  # rendered once for the report and the secondary captures
             write_dicom_outputs(analysis, tmp / "dicom", images=images)
-        data = analysis_to_dict(analysis, outputs=outputs)
-        write_json(data, tmp / names["analysis"])
-        jobs.append(pool.submit(write_report, analysis, data, tmp / names["report"], images=images))
         for job in jobs:
             job.result()
     logger.info("outputs written in %.2f s", time.perf_counter() - start)

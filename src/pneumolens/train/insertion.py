@@ -466,8 +466,8 @@ def insert_scenario_3d(
 
     * ``bilateral_peripheral_ggo``: ground-glass foci centred under the costal pleura of each
       lung (within 10 mm of the border, lateral half of the lung).
-    * ``lobar_consolidation_effusion``: consolidation of the dependent lower part of one lung
-      ("lobar") and a pleural effusion under it (:func:`insert_effusion_3d`) on the same side.
+    * ``lobar_consolidation_effusion``: a pleural effusion of 15-30 mm (:func:`insert_effusion_3d`)
+      and consolidation of the dependent lower part of the rest of the same lung ("lobar").
     * ``scattered_nodules``: 12-29 solid nodules of about 6-14 mm in both lungs ("nodules").
     """
     if scenario not in SCENARIOS:
@@ -490,9 +490,10 @@ def insert_scenario_3d(
     else:
         side = int(rng.integers(1, 3))
         lung = lung_labels == side
-        ins = insert_lesions_3d(out, lung, spacing=spacing, rng=rng, pattern="lobar", kind="consolidation")
-        eff = insert_effusion_3d(ins.hu, lung, spacing=spacing, rng=rng)
-        out, labels, effusion = eff.hu, ins.labels, eff.mask
-        labels[effusion] = 0
+        # The fluid layers first; the consolidated lower lung lies on it (what is left of the
+        # lung's dependent lower part), so neither hides the other.
+        eff = insert_effusion_3d(out, lung, spacing=spacing, rng=rng, depth_mm=(15.0, 30.0))
+        ins = insert_lesions_3d(eff.hu, lung & ~eff.mask, spacing=spacing, rng=rng, pattern="lobar", kind="consolidation")
+        out, labels, effusion = ins.hu, ins.labels, eff.mask
     ml = float(effusion.sum()) * float(np.prod(spacing)) / 1000.0
     return InsertedScenario(hu=out, labels=labels, effusion=effusion, effusion_ml=ml, scenario=scenario, side=side)
