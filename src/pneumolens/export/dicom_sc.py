@@ -52,7 +52,7 @@ def summary_lines(analysis: Analysis) -> list[str]:
         f"Right lung {_number(right.lesion_percent, 1)} %, left lung {_number(left.lesion_percent, 1)} %",
     ]
     scores = getattr(analysis, "scores", None)
-    total = getattr(scores, "ct_severity", None) if scores is not None else None
+    total = getattr(scores, "ct_severity_0_25", None) if scores is not None else None
     if isinstance(total, (int, float)):
         lines.append(f"CT severity score {total:g} / 25")
     return lines + [f"{NOTICE} ({software_versions()}, method {analysis.lesions.method})"]
