@@ -16,7 +16,7 @@ cli_main = importlib.import_module("pneumolens.cli.main")
 def test_every_listed_command_is_registered():
     parser = cli_main.build_parser()
     commands = parser._subparsers._group_actions[0].choices  # argparse keeps them here
-    assert {"analyze", "evaluate", "evaluate-seg", "segment-slices", "train"} <= set(commands)
+    assert {"analyze", "evaluate", "evaluate-seg", "segment-slices", "train", "serve"} <= set(commands)
     assert len(commands) >= len(cli_main.COMMAND_MODULES)  # each listed module adds its command
 
 

@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pneumolens.cli.segment_slices",
     "pneumolens.cli.train",
     "pneumolens.cli.deidentify",
+    "pneumolens.cli.serve",
 )
 
 EXIT_BROKEN_INSTALL = 1
