@@ -188,16 +188,30 @@ def divide_lungs(scan: CTScan, lungs: LungMasks, config: Config) -> tuple[Region
 
 
 def analyze_path(
-    path: Any, config: Config | None = None, *, progress: ProgressCallback | None = None
+    path: Any,
+    config: Config | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    series: str | None = None,
+    patient: str | None = None,
 ) -> Analysis:
-    """Read ``path`` (any input :func:`pneumolens.io.open_scan` accepts) and analyse it."""
-    with analyzed(path, config, progress=progress) as analysis:
+    """Read ``path`` (any input :func:`pneumolens.io.open_scan` accepts) and analyse it.
+
+    ``series`` / ``patient`` pick one series (SeriesInstanceUID) or patient (PatientID) of an
+    input that holds several patients or studies (refused otherwise).
+    """
+    with analyzed(path, config, progress=progress, series=series, patient=patient) as analysis:
         return analysis
 
 
 @contextmanager
 def analyzed(
-    path: Any, config: Config | None = None, *, progress: ProgressCallback | None = None
+    path: Any,
+    config: Config | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    series: str | None = None,
+    patient: str | None = None,
 ) -> Iterator[Analysis]:
     """Read and analyse ``path``, keeping its source files readable until the block ends.
 
@@ -214,8 +228,10 @@ def analyzed(
     timer = _Timer(progress, timings)
     with ExitStack() as keep:
         with timer.stage("read"):
-            scan = keep.enter_context(open_scan(path))
+            scan = keep.enter_context(open_scan(path, series=series, patient=patient))
         yield analyze(scan, config, progress=progress, timings=timings)
+
+
 def _z_from_affine(scan: CTScan) -> tuple[float, ...]:
     """Patient z (mm) of each slice centre, for inputs without per-slice positions."""
     k = range(scan.shape[0])

@@ -3,7 +3,15 @@
 import pytest
 
 from pneumolens.errors import InputError
-from pneumolens.export.writer import check_out_dir, output_dir
+from pneumolens.export.writer import OUTPUT_MARKER, check_out_dir, files_in, output_dir
+
+
+def _previous_output(out, files):
+    """A folder an earlier pneumolens run wrote (it carries the marker)."""
+    with output_dir(out, overwrite=True) as tmp:
+        for name, text in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
 
 
 def test_new_folder_is_written(tmp_path):
@@ -19,7 +27,8 @@ def test_empty_folder_is_written(tmp_path):
     out.mkdir()
     with output_dir(out) as tmp:
         (tmp / "x.txt").write_text("1")
-    assert [p.name for p in out.iterdir()] == ["x.txt"]
+    assert [p.name for p in files_in(out)] == ["x.txt"]
+    assert (out / OUTPUT_MARKER).is_file()
 
 
 def test_used_folder_refused_without_overwrite(tmp_path):
@@ -35,23 +44,20 @@ def test_used_folder_refused_without_overwrite(tmp_path):
 
 def test_overwrite_replaces_the_whole_folder(tmp_path):
     out = tmp_path / "out"
-    (out / "sub").mkdir(parents=True)
-    (out / "stale.csv").write_text("old")
-    (out / "sub" / "stale.png").write_text("old")
+    _previous_output(out, {"stale.csv": "old", "sub/stale.png": "old"})
     with output_dir(out, overwrite=True) as tmp:
         (tmp / "new.json").write_text("{}")
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["new.json"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [OUTPUT_MARKER, "new.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_failure_leaves_previous_results_and_no_staging(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    _previous_output(out, {"old.txt": "old"})
     with pytest.raises(RuntimeError), output_dir(out, overwrite=True) as tmp:
         (tmp / "half.txt").write_text("partial")
         raise RuntimeError("boom")
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in files_in(out)] == ["old.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 

@@ -10,6 +10,8 @@ import numpy as np
 from pneumolens.io.dicom_write import write_ct_series
 
 SPACING = (2.5, 0.8, 0.7)  # slice step, row, column (mm); 24 slices cover 60 mm
+#: One study for every series a test writes into one folder (several studies are refused).
+STUDY_UID = "1.2.826.0.1.3680043.8.498.1"
 
 
 def phantom(n: int = 24, rows: int = 36, columns: int = 40, *, seed: int = 0) -> np.ndarray:
@@ -31,6 +33,7 @@ def phantom(n: int = 24, rows: int = 36, columns: int = 40, *, seed: int = 0) ->
 def write(folder: Path, volume: np.ndarray | None = None, **kwargs) -> list[Path]:
     """Write ``volume`` (default :func:`phantom`) as a CT series into ``folder``."""
     kwargs.setdefault("spacing", SPACING)
+    kwargs.setdefault("study_uid", STUDY_UID)
     return write_ct_series(phantom() if volume is None else volume, folder=folder, **kwargs)
 
 

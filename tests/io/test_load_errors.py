@@ -222,12 +222,14 @@ def test_unreadable_files_among_good_ones_are_skipped_and_counted(tmp_path):
     np.testing.assert_array_equal(scan.volume, volume)
 
 
-def test_undecodable_slice_inside_the_stack_is_reported_as_missing(tmp_path):
+@pytest.mark.parametrize("index", [0, 12, 23])
+def test_undecodable_slice_of_the_stack_is_refused_by_name(tmp_path, index):
+    """Never dropped, not even at an end of the stack (the volume would silently lose it)."""
     folder = tmp_path / "series"
     paths = write(folder)
-    raw = paths[12].read_bytes()
-    paths[12].write_bytes(raw[: len(raw) - 500])
-    with pytest.raises(InputError, match=r"slices are missing.*1 slice\(s\) could not be decoded: IM0013\.dcm"):
+    raw = paths[index].read_bytes()
+    paths[index].write_bytes(raw[: len(raw) - 500])
+    with pytest.raises(InputError, match=rf"pixel data of 1 of 24 slice\(s\) cannot be decoded: IM00{index + 1:02d}\.dcm"):
         load_scan(folder)
 
 

@@ -58,3 +58,34 @@ def test_percentile_ci_is_R_type_7():
 def test_bad_replicate_count():
     with pytest.raises(InputError, match=">= 2"):
         bootstrap_ci(roc_from_groups([1, 2], [0, 1]), n_boot=1)
+
+
+@pytest.mark.parametrize(("m", "n", "n_boot"), [(1, 7, 300), (37, 41, 520), (500, 333, 260), (2, 1, 5), (2999, 5001, 258)])
+def test_streamed_resampling_is_identical_to_whole_block_draws(monkeypatch, m, n, n_boot):
+    """Bounded memory (issue 10: 13.1 GB for 200 replicates of 1 M rows) without other numbers:
+    with a tiny memory budget the indices are streamed a few replicates at a time, and every
+    index equals what ``Generator.integers`` gives for the whole block."""
+    from pneumolens.validate import bootstrap
+
+    whole = [np.concatenate(parts) for parts in zip(*bootstrap.resample_indices(m, n, n_boot, np.random.default_rng(3)))]
+    monkeypatch.setattr(bootstrap, "MEMORY_BUDGET", 1)
+    blocks = list(bootstrap.resample_indices(m, n, n_boot, np.random.default_rng(3)))
+    assert max(len(ic) for ic, _ in blocks) == 1  # one replicate at a time
+    streamed = [np.concatenate(parts) for parts in zip(*blocks)]
+    np.testing.assert_array_equal(streamed[0], whole[0])
+    np.testing.assert_array_equal(streamed[1], whole[1])
+
+
+def test_bootstrap_aucs_identical_with_a_small_memory_budget(monkeypatch):
+    from pneumolens.validate import bootstrap
+    from pneumolens.validate.roc import roc_curve
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(900) < 0.3
+    score = rng.normal(size=900) + truth
+    a, b = roc_curve(truth, score), roc_curve(truth, score + rng.normal(size=900))
+    expected = bootstrap.bootstrap_aucs(a, b, n_boot=300, seed=5)
+    unpaired = bootstrap.bootstrap_aucs(a, b, n_boot=300, seed=5, paired=False)
+    monkeypatch.setattr(bootstrap, "MEMORY_BUDGET", 200_000)
+    np.testing.assert_array_equal(bootstrap.bootstrap_aucs(a, b, n_boot=300, seed=5), expected)
+    np.testing.assert_array_equal(bootstrap.bootstrap_aucs(a, b, n_boot=300, seed=5, paired=False), unpaired)

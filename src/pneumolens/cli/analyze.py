@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS, default=None,
                    help=f"lesion method (default: {DEFAULT_METHOD})")
     add_model_options(p)
+    p.add_argument("--series", default=None, metavar="UID",
+                   help="SeriesInstanceUID to analyse when the input holds several patients or studies")
+    p.add_argument("--patient", default=None, metavar="ID",
+                   help="PatientID to analyse when the input holds several patients")
     p.add_argument("--regions", choices=("lobes", "zones", "none"), default="lobes",
                    help="divide the lungs for per-region findings and scores: the five lobes (default; lobe "
                    "model, or --lobes FILE), zones (upper/middle/lower thirds of each lung by volume), or none")
@@ -138,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens.export.writer import check_out_dir
     from pneumolens.pipeline import STAGES, analyzed
 
-    check_out_dir(args.out, overwrite=args.overwrite)  # fail before minutes of work
+    check_out_dir(args.out, overwrite=args.overwrite, inputs=args.input)  # fail before minutes of work
     if args.dicom:
         _check_dicom_input(args.input)
     config = Config(
@@ -161,9 +165,9 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        with analyzed(source, config, progress=progress) as analysis:  # a zip's files stay until written
-            progress("writing outputs", len(STAGES), len(STAGES))
-            data = write_outputs(analysis, args.out, overwrite=args.overwrite,
+        with analyzed(source, config, progress=progress, series=args.series, patient=args.patient) as analysis:
+            progress("writing outputs", len(STAGES), len(STAGES))  # a zip's files stay until written
+            data = write_outputs(analysis, args.out, overwrite=args.overwrite, inputs=args.input,
                                  compress_masks=not args.uncompressed_masks, dicom=args.dicom)
     finally:
         if bar is not None:

@@ -9,16 +9,20 @@ installation (exit code 1 with the reason), never a silently missing command; op
 Output conventions: results meant for programs (``--json``, reports) go to stdout; messages for
 people (progress, summaries, warnings, errors) go to stderr. Exit codes: 0 success, 1 broken
 installation, 2 bad input (:class:`~pneumolens.errors.InputError`, no traceback, no partial
-output), 3 model error (:class:`~pneumolens.errors.ModelError`).
+output), 3 model error (:class:`~pneumolens.errors.ModelError`), 130 interrupted by Ctrl-C and
+143 by SIGTERM (one line, no traceback; temporary and staging folders removed, no output).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from pneumolens import __version__
 from pneumolens.errors import InputError, ModelError
@@ -37,6 +41,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 EXIT_BROKEN_INSTALL = 1
 EXIT_INPUT_ERROR = 2
 EXIT_MODEL_ERROR = 3
+#: Ctrl-C (SIGINT) and SIGTERM: 128 + the signal number, as shells report them.
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class CommandImportError(RuntimeError):
@@ -89,13 +96,46 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(args.func(args) or 0)
+        with terminate_as_exception():
+            return int(args.func(args) or 0)
     except InputError as exc:
         print(f"pneumolens {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except ModelError as exc:
         print(f"pneumolens {args.command}: model error: {exc}", file=sys.stderr)
         return EXIT_MODEL_ERROR
+    except KeyboardInterrupt:
+        print(f"pneumolens {args.command}: interrupted (Ctrl-C); no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"pneumolens {args.command}: terminated (SIGTERM); no output was written", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        from pneumolens.export.writer import release_all
+
+        release_all()
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` (temporary folders, staging
+    folders, locks) runs before the process exits."""
+
+
+@contextlib.contextmanager
+def terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

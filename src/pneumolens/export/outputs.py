@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ def write_outputs(
     overwrite: bool = False,
     compress_masks: bool = True,
     dicom: bool = False,
+    inputs: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Write analysis.json, masks (NIfTI, patient space) and report.html to ``out_dir``.
 
@@ -57,7 +59,7 @@ def write_outputs(
     written).
 
     Written through :func:`pneumolens.export.writer.output_dir` (one rule for ``out_dir`` and
-    ``overwrite``; nothing partial on failure). The two masks and the report are written in
+    ``overwrite``; nothing partial on failure; ``out_dir`` may not overlap ``inputs``). The two masks and the report are written in
     parallel threads (gzip and PNG encoding release the GIL). ``compress_masks=False`` writes
     ``.nii`` instead of ``.nii.gz`` (faster, about 20x larger). Returns the ``analysis.json``
     dictionary.
@@ -72,7 +74,7 @@ def write_outputs(
         require_dicom_source(analysis)  # refuse before the output folder is touched
         outputs.update(DICOM_OUTPUT_FILES)
     start = time.perf_counter()
-    with output_dir(out_dir, overwrite=overwrite) as tmp, ThreadPoolExecutor(max_workers=4) as pool:
+    with output_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp, ThreadPoolExecutor(max_workers=4) as pool:
         affine = analysis.scan.affine
         jobs = [
             pool.submit(write_mask_nifti, analysis.lungs.labels, affine, tmp / names["lungs_mask"]),

@@ -8,6 +8,7 @@ CT file gives one header per frame, from its shared and per-frame functional gro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumolens import quality
 from pneumolens.io.scan import SkippedItem
 
 logger = logging.getLogger(__name__)
@@ -46,8 +48,8 @@ class SliceHeader:
     pixel_spacing: tuple[float, float] | None  # (between rows, between columns) mm
     orientation: tuple[float, ...] | None  # ImageOrientationPatient (6 values)
     position: tuple[float, float, float] | None  # ImagePositionPatient
-    slope: float
-    intercept: float
+    slope: float | None  # RescaleSlope; None when missing (never defaulted)
+    intercept: float | None  # RescaleIntercept; None when missing
     slice_thickness: float | None
     gantry_tilt: float | None
     acquisition_number: int | None
@@ -56,6 +58,15 @@ class SliceHeader:
     samples_per_pixel: int
     # Series-level metadata, kept from the first slice of the series.
     meta: tuple[tuple[str, object], ...]
+    patient_key: str | None = None  # one-way hash of PatientID (the ID itself is never kept)
+    file_size: int = 0  # bytes of the file on disk
+    bits_allocated: int = 16
+    n_frames: int = 1
+
+    @property
+    def expected_pixel_bytes(self) -> int:
+        """Bytes of uncompressed pixel data that Rows x Columns x frames x samples x bits need."""
+        return self.rows * self.columns * self.n_frames * self.samples_per_pixel * max(self.bits_allocated, 1) // 8
 
     @property
     def normal(self) -> np.ndarray | None:
@@ -126,6 +137,14 @@ def _floats(value: object, n: int) -> tuple[float, ...] | None:
     return out if len(out) == n and all(np.isfinite(out)) else None
 
 
+def patient_key(patient_id: object) -> str | None:
+    """A one-way hash of a PatientID: tells patients apart without keeping the identifier."""
+    text = str(patient_id or "").strip()
+    if not text:
+        return None
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:12]
+
+
 def _meta_value(value: object) -> object:
     """Plain Python value of a DICOM element value (multi-values become tuples of str)."""
     if value is None:
@@ -170,6 +189,8 @@ def read_dataset(path: Path, *, stop_before_pixels: bool):
         return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError:
         pass
+    if not _may_be_raw_dicom(path):
+        return None
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
     except Exception:  # noqa: BLE001 - forced parsing of a non-DICOM file fails any way it likes
@@ -178,6 +199,31 @@ def read_dataset(path: Path, *, stop_before_pixels: bool):
     if "SOPClassUID" not in ds and "Rows" not in ds:
         return None
     return ds
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except (OSError, TypeError, AttributeError):
+        return 0
+
+
+#: First group numbers of a DICOM data set written without preamble (file meta or identifying group).
+_RAW_DICOM_GROUPS = {0x0002, 0x0008}
+
+
+def _may_be_raw_dicom(path: Path) -> bool:
+    """Whether a file without the ``DICM`` preamble can be a bare DICOM data set.
+
+    Such files start with an element of group 0002 or 0008 (little or big endian). Anything
+    else is not parsed at all: a forced parse of arbitrary bytes can take minutes on a large
+    file (a gigabyte of zeros is a long run of empty elements).
+    """
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if len(head) < 2:
+        return False
+    return int.from_bytes(head, "little") in _RAW_DICOM_GROUPS or int.from_bytes(head, "big") in _RAW_DICOM_GROUPS
 
 
 def _sequence_item(ds, keyword: str):
@@ -229,6 +275,10 @@ def headers_of_dataset(ds, path: Path, name: str) -> list[SliceHeader]:
         "transfer_syntax": transfer_syntax,
         "samples_per_pixel": _int(ds.get("SamplesPerPixel")) or 1,
         "meta": meta,
+        "patient_key": patient_key(ds.get("PatientID")),
+        "file_size": _file_size(path),
+        "bits_allocated": _int(ds.get("BitsAllocated")) or 16,
+        "n_frames": max(_int(ds.get("NumberOfFrames")) or 1, 1),
     }
     n_frames = _int(ds.get("NumberOfFrames")) or 1
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -251,9 +301,8 @@ def headers_of_dataset(ds, path: Path, name: str) -> list[SliceHeader]:
                         _functional(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6
                     ),
                     position=_floats(_functional(groups, "PlanePositionSequence", "ImagePositionPatient"), 3),
-                    slope=_float(_functional(groups, "PixelValueTransformationSequence", "RescaleSlope")) or 1.0,
-                    intercept=_float(_functional(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
-                    or 0.0,
+                    slope=_float(_functional(groups, "PixelValueTransformationSequence", "RescaleSlope")),
+                    intercept=_float(_functional(groups, "PixelValueTransformationSequence", "RescaleIntercept")),
                     **{
                         **common,
                         "slice_thickness": _float(_functional(groups, "PixelMeasuresSequence", "SliceThickness"))
@@ -267,8 +316,8 @@ def headers_of_dataset(ds, path: Path, name: str) -> list[SliceHeader]:
         pixel_spacing=_floats(ds.get("PixelSpacing"), 2),
         orientation=_floats(ds.get("ImageOrientationPatient"), 6),
         position=_floats(ds.get("ImagePositionPatient"), 3),
-        slope=_float(ds.get("RescaleSlope")) or 1.0,
-        intercept=_float(ds.get("RescaleIntercept")) or 0.0,
+        slope=_float(ds.get("RescaleSlope")),
+        intercept=_float(ds.get("RescaleIntercept")),
         **common,
     )
     return [single]
@@ -320,34 +369,39 @@ def _scan_one(
     unreadable: list[SkippedItem],
     non_images: list[str],
 ) -> None:
-    """Read one file's header into one of the lists."""
+    """Read one file's header into one of the lists.
+
+    Everything pydicom does with the file happens inside the guard: its elements are parsed
+    lazily, so a garbled file-meta or data element (an unknown VR, a bad length) raises on
+    first access, not when the file is opened.
+    """
     if path.stat().st_size == 0:
         unreadable.append(SkippedItem(name, "empty file (0 bytes)"))
         return
     try:
         ds = read_dataset(path, stop_before_pixels=True)
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on truncated files
-        unreadable.append(SkippedItem(name, f"unreadable DICOM ({type(exc).__name__}: truncated or corrupt)"))
-        return
-    if ds is None:
-        skipped.append(SkippedItem(name, "not a DICOM file"))
-        return
-    sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
-    if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
-        skipped.append(SkippedItem(name, "DICOMDIR index (the images are read from the folder)"))
-        return
-    if "Rows" not in ds or "Columns" not in ds:
-        if _looks_truncated(ds, sop_class):
-            unreadable.append(SkippedItem(name, "unreadable DICOM (truncated: image attributes missing)"))
+        if ds is None:
+            skipped.append(SkippedItem(name, "not a DICOM file"))
             return
-        modality = str(ds.get("Modality") or "").strip().upper() or "unknown"
-        non_images.append(modality)
-        skipped.append(SkippedItem(name, f"not an image (modality {modality})"))
+        sop_class = str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or "")
+        if sop_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+            skipped.append(SkippedItem(name, "DICOMDIR index (the images are read from the folder)"))
+            return
+        if "Rows" not in ds or "Columns" not in ds:
+            if _looks_truncated(ds, sop_class):
+                unreadable.append(SkippedItem(name, "unreadable DICOM (truncated: image attributes missing)"))
+                return
+            modality = str(ds.get("Modality") or "").strip().upper() or "unknown"
+            non_images.append(modality)
+            skipped.append(SkippedItem(name, f"not an image (modality {modality})"))
+            return
+        found = headers_of_dataset(ds, path, name)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on truncated or garbled files
+        unreadable.append(SkippedItem(name, f"unreadable DICOM header ({type(exc).__name__}: truncated or corrupt)"))
         return
-    try:
-        headers.extend(headers_of_dataset(ds, path, name))
-    except Exception as exc:  # noqa: BLE001 - malformed functional groups and the like
-        unreadable.append(SkippedItem(name, f"unreadable DICOM header ({type(exc).__name__})"))
+    if found:
+        quality.check_file_size(found[0].file_size, found[0].expected_pixel_bytes, name=name)
+    headers.extend(found)
 
 
 def _looks_truncated(ds, sop_class: str) -> bool:

@@ -61,6 +61,7 @@ def _decode(
             ds = read_dataset(path, stop_before_pixels=False)  # type: ignore[arg-type]
             if ds is None or "PixelData" not in ds:
                 raise ValueError("no pixel data")
+            check_pixel_data_length(ds, header)
             pixels = ds.pixel_array
             if pixels.ndim == 2:
                 pixels = pixels[np.newaxis]
@@ -93,6 +94,71 @@ def _decode(
             if progress is not None:
                 progress("decoding slices", done, len(stack.slices))
     return volume, ok, failures, headers
+
+
+def _covered_failures(
+    stack: Stack, keep: np.ndarray, failures: list[SkippedItem], covered: list[SkippedItem]
+) -> list[SkippedItem]:
+    """The decode failures at positions no decoded slice holds; the others go to ``covered``."""
+    decoded = stack.distances_mm[keep]
+    remaining = []
+    for failure in failures:
+        index = next(i for i, s in enumerate(stack.slices) if s.name == failure.item)
+        if decoded.size and np.abs(decoded - stack.distances_mm[index]).min() <= quality.SAME_POSITION_MM:
+            covered.append(failure)
+        else:
+            remaining.append(failure)
+    return remaining
+
+
+def _has_instance_uid(ds) -> bool:
+    """SOPInstanceUID present and readable (anonymised series such as P002 leave it empty)."""
+    try:
+        return "SOPInstanceUID" in ds and ds.get("SOPInstanceUID") is not None
+    except Exception:  # noqa: BLE001 - a garbled element raises on first access
+        return False
+
+
+def _guarded_source(datasets: list, slices: list, pixel_spacing, *, where: str):
+    """:func:`dicom_source` of the decoded slices; a header it cannot use is an InputError that
+    names the file (every slice needs a SOPInstanceUID element: derived objects refer to it)."""
+    lacking = [s.name for s, ds in zip(slices, datasets) if not _has_instance_uid(ds)]
+    if lacking:
+        raise InputError(
+            f"SOPInstanceUID is missing or unreadable in {len(lacking)} image(s) ({', '.join(lacking[:3])})",
+            where=where,
+            todo="the files are damaged or were written by a broken converter: re-export the series",
+        )
+    try:
+        return dicom_source(
+            datasets,
+            frames=[s.frame for s in slices],
+            positions=[s.position for s in slices],
+            orientations=[s.orientation for s in slices],
+            pixel_spacing=pixel_spacing,
+        )
+    except Exception as exc:  # noqa: BLE001 - a garbled element surfaces on first access
+        raise InputError(
+            f"a DICOM header of the series is corrupt ({type(exc).__name__}: {exc})"[:300],
+            where=where,
+            todo="re-export the series from the scanner or PACS",
+        ) from None
+
+
+def check_pixel_data_length(ds, header) -> None:
+    """Uncompressed pixel data must hold exactly what Rows x Columns x frames x bits describe
+    (one padding byte allowed); pydicom would silently use a prefix of longer data."""
+    from pydicom.uid import UID
+
+    if UID(header.transfer_syntax).is_compressed:
+        return  # encapsulated: the decoded frame's shape is checked instead
+    expected = header.expected_pixel_bytes
+    found = len(ds.PixelData)
+    if found not in (expected, expected + 1):
+        raise ValueError(
+            f"the pixel data hold {found} bytes where Rows x Columns x frames x BitsAllocated "
+            f"need {expected}"
+        )
 
 
 def _drop_identical_duplicates(
@@ -182,22 +248,25 @@ def read_stack(
             todo="check the files are complete (re-export them); for a compressed transfer syntax "
             "convert them with `dcmdjpeg IN OUT` or `gdcmconv --raw IN OUT`",
         )
+    failures = _covered_failures(stack, keep, failures, covered := [])
+    if failures:
+        # A slice of the chosen stack that cannot be decoded is never dropped: the volume
+        # would lose a slice (or an end of the lungs) without anyone noticing. Only a copy at
+        # a position another, decoded slice holds is skipped (listed and warned about).
+        raise InputError(
+            f"the pixel data of {len(failures)} of {len(stack.slices)} slice(s) cannot be decoded: "
+            f"{failures[0].item}: {failures[0].reason}"
+            + (f" (also {', '.join(f.item for f in failures[1:4])})" if len(failures) > 1 else ""),
+            where=stack.where,
+            todo="re-export or re-transfer the series (the files are damaged or cut short)",
+        )
     distances = stack.distances_mm[keep]
     dropped = _drop_identical_duplicates(stack, volume, keep, distances)
     distances = stack.distances_mm[keep]
-    try:
-        spacing_z = quality.check_slice_positions(distances, where=stack.where)
-    except InputError as exc:
-        if failures:
-            names = ", ".join(f.item for f in failures[:3])
-            raise InputError(
-                f"{exc.what} ({len(failures)} slice(s) could not be decoded: {names})",
-                where=exc.where,
-                todo=exc.todo,
-            ) from None
-        raise
+    spacing_z = quality.check_slice_positions(distances, where=stack.where)
     slices = [s for s, k in zip(stack.slices, keep) if k]
     volume = volume[keep]
+    quality.check_slice_intensities(volume, [s.name for s in slices], where=stack.where)
 
     warnings = list(stack.warnings)
     steps = np.diff(distances)
@@ -206,9 +275,12 @@ def read_stack(
             f"slice spacing is not uniform ({steps.min():.2f}-{steps.max():.2f} mm); "
             f"the volume uses the median {spacing_z:.2f} mm"
         )
-    unreadable = list(unreadable) + failures
+    unreadable = list(unreadable) + covered
     if unreadable:
-        warnings.append(f"{len(unreadable)} unreadable DICOM file(s) were skipped (empty or truncated)")
+        names = ", ".join(u.item for u in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        warnings.append(
+            f"{len(unreadable)} unreadable DICOM file(s) were skipped (empty or truncated): {names}"
+        )
 
     first = slices[0]
     orientation = np.asarray(first.orientation, dtype=float)
@@ -235,13 +307,7 @@ def read_stack(
         slices.reverse()
         datasets.reverse()
     with lenient_pydicom():  # real files carry UUIDs as UIDs and the like: kept as they are
-        source = dicom_source(
-            datasets,
-            frames=[s.frame for s in slices],
-            positions=[s.position for s in slices],
-            orientations=[s.orientation for s in slices],
-            pixel_spacing=pixel_spacing,
-        )
+        source = _guarded_source(datasets, slices, pixel_spacing, where=stack.where)
 
     meta = stack.meta
     thicknesses = [s.slice_thickness for s in slices if s.slice_thickness]

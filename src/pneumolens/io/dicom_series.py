@@ -19,7 +19,7 @@ import numpy as np
 
 from pneumolens import quality
 from pneumolens.errors import InputError
-from pneumolens.io.dicom_headers import CT_SOP_CLASSES, SliceHeader
+from pneumolens.io.dicom_headers import CT_SOP_CLASSES, SliceHeader, patient_key
 from pneumolens.io.orientation import orientation_label
 from pneumolens.io.scan import SkippedItem
 
@@ -163,28 +163,25 @@ def _evaluate(uid: str, slices: list[SliceHeader], suffix: str = "") -> list[Sta
     if dropped:
         where = _where(uid, images, suffix)
 
-    missing = [
-        name
-        for name, ok in (
-            ("ImageOrientationPatient", all(s.orientation and s.normal is not None for s in images)),
-            ("ImagePositionPatient", all(s.position for s in images)),
-            ("PixelSpacing", all(s.pixel_spacing for s in images)),
-        )
-        if not ok
-    ]
+    checks = (
+        ("ImageOrientationPatient", lambda s: bool(s.orientation) and s.normal is not None),
+        ("ImagePositionPatient", lambda s: bool(s.position)),
+        ("PixelSpacing", lambda s: bool(s.pixel_spacing)),
+    )
+    lacking = {keyword: [s.name for s in images if not ok(s)] for keyword, ok in checks}
+    missing = [keyword for keyword, files in lacking.items() if files]
     if missing:
-        return [_Failure(_RANK_GEOMETRY, where, quality.missing_geometry(missing, where=where))]
+        files = sorted({f for keyword in missing for f in lacking[keyword]})
+        error = quality.missing_geometry(missing, where=where, files=files, n_images=len(images))
+        return [_Failure(_RANK_GEOMETRY, where, error)]
 
     groups: dict[tuple, list[SliceHeader]] = {}
     for s in images:
         groups.setdefault(_orientation_key(s), []).append(s)
     labels = [orientation_label(g[0].normal) for g in groups.values()]
-    if len(groups) > 1:
-        shown = labels if len(set(labels)) == len(labels) else [
-            f"{label} {g[0].rows}x{g[0].columns}" for label, g in zip(labels, groups.values())
-        ]
+    if len(set(labels)) > 1:
         try:
-            quality.check_single_orientation(shown, where=where)
+            quality.check_single_orientation(labels, where=where)
         except InputError as exc:
             rank = _RANK_MIXED if "axial" in labels else _RANK_REFORMAT
             return [_Failure(rank, where, exc, orientation="mixed " + "/".join(sorted(set(labels))))]
@@ -192,6 +189,10 @@ def _evaluate(uid: str, slices: list[SliceHeader], suffix: str = "") -> list[Sta
         quality.check_axial(labels[0], where=where)
     except InputError as exc:
         return [_Failure(_RANK_REFORMAT, where, exc, orientation=labels[0])]
+    try:
+        check_slice_consistency(images, where=where)
+    except InputError as exc:
+        return [_Failure(_RANK_STACK, where, exc, orientation="axial")]
 
     normal = images[0].normal
     distances = _distances(images, normal)
@@ -236,6 +237,17 @@ def _evaluate(uid: str, slices: list[SliceHeader], suffix: str = "") -> list[Sta
     ]
 
 
+def check_slice_consistency(images: Sequence[SliceHeader], *, where: str) -> None:
+    """Per-slice checks before stacking: one image size, one orientation, one pixel spacing,
+    and a sane rescale on every slice; each refusal names the files concerned."""
+    names = [s.name for s in images]
+    sizes = [(s.rows, s.columns) for s in images]
+    quality.check_image_size(names, sizes, where=where)
+    quality.check_orientation_consistency(names, [s.orientation for s in images], where=where)
+    quality.check_pixel_spacing(names, [s.pixel_spacing for s in images], sizes, where=where)
+    quality.check_rescale(names, [s.slope for s in images], [s.intercept for s in images], where=where)
+
+
 def _preference(stack: Stack, max_coverage: float) -> tuple:
     """Sort key: most coverage (within 10 %), thinnest slices, sharpest kernel, most slices."""
     return (
@@ -247,19 +259,35 @@ def _preference(stack: Stack, max_coverage: float) -> tuple:
     )
 
 
-def select_series(headers: Sequence[SliceHeader], *, where: str) -> Selection:
+def select_series(
+    headers: Sequence[SliceHeader], *, where: str, series: str | None = None, patient: str | None = None
+) -> Selection:
     """Pick the chest CT stack to analyse among ``headers``.
+
+    Parameters
+    ----------
+    headers
+        Image headers of every file of the input.
+    where
+        The input, for messages.
+    series
+        SeriesInstanceUID to analyse (``--series``): only its images are considered.
+    patient
+        PatientID to analyse (``--patient``): only its images are considered. The ID is
+        compared through :func:`~pneumolens.io.dicom_headers.patient_key` and never kept.
 
     Raises
     ------
     InputError
         When no stack can be analysed: the error of the stack that passed most checks, or a
-        summary when all are non-CT or all are reformats.
+        summary when all are non-CT or all are reformats; when the images belong to more than
+        one patient or study and neither ``series`` nor ``patient`` picks one.
     """
-    series: dict[str, list[SliceHeader]] = {}
+    headers = _picked(headers, where=where, series=series, patient=patient)
+    by_series: dict[str, list[SliceHeader]] = {}
     for h in headers:
-        series.setdefault(h.series_key, []).append(h)
-    results = [r for uid, slices in series.items() for r in _evaluate(uid, slices)]
+        by_series.setdefault(h.series_key, []).append(h)
+    results = [r for uid, slices in by_series.items() for r in _evaluate(uid, slices)]
     stacks = [r for r in results if isinstance(r, Stack)]
     failures = [r for r in results if isinstance(r, _Failure)]
     skipped = [SkippedItem(f.where, f.error.what) for f in failures]
@@ -271,6 +299,7 @@ def select_series(headers: Sequence[SliceHeader], *, where: str) -> Selection:
             labels = [f.orientation for f in failures if f.rank == _RANK_REFORMAT]
             raise quality.no_axial_series(where, labels)
         raise best.error
+    check_one_patient_and_study(headers, where=where)
     max_coverage = max(s.coverage_mm for s in stacks)
     ranked = sorted(stacks, key=lambda s: _preference(s, max_coverage))
     chosen = ranked[0]
@@ -278,3 +307,62 @@ def select_series(headers: Sequence[SliceHeader], *, where: str) -> Selection:
         SkippedItem(s.where, f"not selected: {s.describe()}; chose {chosen.describe()}") for s in ranked[1:]
     ]
     return Selection(chosen, tuple(list(chosen.dropped) + skipped))
+
+
+def _picked(
+    headers: Sequence[SliceHeader], *, where: str, series: str | None, patient: str | None
+) -> list[SliceHeader]:
+    """The headers of the series and/or patient the user picked (all when none was picked)."""
+    picked = list(headers)
+    if patient is not None:
+        key = patient_key(patient)
+        picked = [h for h in picked if h.patient_key == key]
+        if not picked:
+            raise InputError(
+                f"no image of the given --patient was found among {len(headers)} image(s) of "
+                f"{len({h.patient_key for h in headers})} patient(s)",
+                where=where,
+                todo="check the PatientID (as written in the DICOM files), or pick the series with --series UID",
+            )
+    if series is not None:
+        chosen = [h for h in picked if h.series_uid == series.strip()]
+        if not chosen:
+            raise InputError(
+                f"no image of series {series} was found; the input holds: {describe_series(picked)}",
+                where=where,
+                todo="give one of the SeriesInstanceUIDs listed",
+            )
+        picked = chosen
+    return picked
+
+
+def describe_series(headers: Sequence[SliceHeader], *, limit: int = 8) -> str:
+    """``study UID (patient N): series UID 'description' (n images); ...`` without patient IDs."""
+    patients: dict[str | None, int] = {}
+    series: dict[tuple, int] = {}
+    for h in headers:
+        patients.setdefault(h.patient_key, len(patients) + 1)
+        key = (patients[h.patient_key], h.study_uid or "(no StudyInstanceUID)", h.series_key,
+               dict(h.meta).get("SeriesDescription") or "")
+        series[key] = series.get(key, 0) + 1
+    shown = [
+        f"patient {p}, study {study}: series {uid} '{description}' ({n} image(s))"
+        for (p, study, uid, description), n in sorted(series.items(), key=lambda item: item[0][:3])
+    ]
+    more = f"; and {len(shown) - limit} more series" if len(shown) > limit else ""
+    return "; ".join(shown[:limit]) + more
+
+
+def check_one_patient_and_study(headers: Sequence[SliceHeader], *, where: str) -> None:
+    """Refuse images of several patients or studies: analysing one of them and skipping the
+    others would let a result be filed under the wrong person."""
+    patients = {h.patient_key for h in headers}
+    studies = {h.study_uid for h in headers}
+    if len(patients) > 1 or len(studies) > 1:
+        raise InputError(
+            f"the input holds images of {len(patients)} patient(s) and {len(studies)} study(ies); "
+            f"pneumolens analyses one series of one patient: {describe_series(headers)}",
+            where=where,
+            todo="pick the series with --series UID (or the patient with --patient ID), or give a "
+            "folder with one patient's study",
+        )

@@ -67,6 +67,16 @@ def nifti_header(path: Path) -> tuple[tuple[int, ...], tuple[float, ...], int, i
     return tuple(int(d) for d in dim[1 : n + 1]), tuple(float(p) for p in pixdim[1 : n + 1]), int(qform), int(sform)
 
 
+def _check_nifti_values(path: Path) -> None:
+    """Refuse NaN/infinite voxels of a floating-point NIfTI, read with nibabel: ITK's NIfTI reader
+    silently turns NaN into 0 (which would be read as water, 0 HU)."""
+    import nibabel as nib
+
+    image = nib.load(str(path))
+    if image.get_data_dtype().kind == "f":
+        quality.check_finite(np.asarray(image.dataobj), where=str(path))
+
+
 def _check_nifti(path: Path) -> list[str]:
     shape, pixdim, qform, sform = nifti_header(path)
     # Trailing singleton dimensions (x, y, z, 1) are a 3D volume.
@@ -74,6 +84,7 @@ def _check_nifti(path: Path) -> list[str]:
         shape, pixdim = shape[:-1], pixdim[:-1]
     quality.check_volume_dimensions(shape, where=str(path))
     quality.check_spacing(pixdim, where=str(path))
+    _check_nifti_values(path)
     if qform == 0 and sform == 0:
         return ["the NIfTI has no orientation (qform and sform codes 0); the axes were assumed to be RAS"]
     return []
@@ -114,6 +125,7 @@ def read_volume(path: Path, *, fmt: str) -> CTScan:
         np.stack([direction[:, 2], direction[:, 1], direction[:, 0]]),
         (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0]),
     )
+    quality.check_finite(np.asarray(array), where=str(path))
     hu = to_hu(np.asarray(array), 1.0, 0.0)  # volumes hold HU already: round and clip only
     reorientation = canonical_reorientation(source_affine)
     volume = np.ascontiguousarray(reorientation.apply(hu))

@@ -16,7 +16,12 @@ from scipy.stats import rankdata
 from pneumolens.errors import InputError
 from pneumolens.validate.roc import RocCurve
 
-_CHUNK = 256  # replicates per vectorised block: bounds memory at 256 x N floats
+_CHUNK = 256  # replicates per draw block (the random stream is drawn in these blocks)
+#: Working memory of the bootstrap (bytes): above it, the resampling indices of a block are
+#: streamed a few replicates at a time instead of being drawn as whole ``(256, N)`` matrices.
+MEMORY_BUDGET = 256 * 1024**2
+#: Bytes per resampled value while AUCs of a block are computed (indices, values, ranks, sort).
+_BYTES_PER_VALUE = 64
 
 
 def _check_n(n_boot: int) -> None:
@@ -26,15 +31,103 @@ def _check_n(n_boot: int) -> None:
         )
 
 
+def _rows_per_block(m: int, n: int) -> int:
+    """Replicates whose resampled values fit :data:`MEMORY_BUDGET` at once (at least one)."""
+    return max(1, MEMORY_BUDGET // ((m + n) * _BYTES_PER_VALUE))
+
+
 def resample_indices(
     m: int, n: int, n_boot: int, rng: np.random.Generator
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield blocks of stratified resampling indices, shapes ``(b, m)`` and ``(b, n)``."""
+    """Yield blocks of stratified resampling indices, shapes ``(b, m)`` and ``(b, n)``.
+
+    The random stream is that of ``rng.integers(0, m, size=(b, m))`` then
+    ``rng.integers(0, n, size=(b, n))`` per block of :data:`_CHUNK` replicates, whatever the
+    memory: when a block's matrices would exceed :data:`MEMORY_BUDGET`, the same values are
+    produced a few rows at a time by :class:`_BoundedStream` (bounded memory, identical results).
+    """
+    rows = _rows_per_block(m, n)
     done = 0
     while done < n_boot:
         b = min(_CHUNK, n_boot - done)
-        yield rng.integers(0, m, size=(b, m)), rng.integers(0, n, size=(b, n))
+        if rows >= b:
+            yield rng.integers(0, m, size=(b, m)), rng.integers(0, n, size=(b, n))
+        else:
+            yield from _streamed_block(m, n, b, rows, rng)
         done += b
+
+
+class _BoundedStream:
+    """The values of one ``Generator.integers(0, bound, size=count)`` call (int64 result,
+    ``bound < 2**32``), produced piece by piece with the same random numbers.
+
+    NumPy draws such integers with Lemire's method on 32-bit halves of 64-bit raw numbers, low
+    half first; a half is rejected when ``(half * bound) mod 2**32`` is below
+    ``(2**32 - bound) mod bound``; a half left over at the end of the call stays buffered in the
+    bit generator (``has_uint32``/``uinteger``) and starts the next call (Lemire,
+    ACM TOMACS 29(1), 2019; numpy ``random_bounded_uint64_fill``). ``test_bootstrap`` checks the
+    identity with ``Generator.integers``.
+    """
+
+    def __init__(self, bit_generator, bound: int, count: int):
+        self.bitgen, self.bound, self.remaining = bit_generator, bound, count
+        self.threshold = np.uint64((2**32 - bound) % bound) if bound > 1 else np.uint64(0)
+        state = bit_generator.state
+        # The bit generator keeps a half it has not handed out yet (``has_uint32``): it comes first.
+        self.carry = np.array([state["uinteger"]] if state["has_uint32"] else [], dtype=np.uint64)
+        self._store_carry()
+
+    def _store_carry(self) -> None:
+        """Put the unconsumed half (if any) back into the bit generator, as numpy leaves it."""
+        state = self.bitgen.state
+        state["has_uint32"] = int(self.carry.size > 0)
+        state["uinteger"] = int(self.carry[0]) if self.carry.size else 0
+        self.bitgen.state = state
+
+    def take(self, k: int) -> np.ndarray:
+        """The next ``k`` values of the call."""
+        if self.bound == 1:  # numpy draws nothing for a single possible value
+            self.remaining -= k
+            return np.zeros(k, dtype=np.int64)
+        parts, need = [], k
+        while need:
+            n_raw = max(0, (need - self.carry.size + 1) // 2)
+            raw = self.bitgen.random_raw(n_raw) if n_raw else np.empty(0, dtype=np.uint64)
+            halves = np.empty(2 * raw.size, dtype=np.uint64)
+            halves[0::2] = raw & np.uint64(0xFFFFFFFF)
+            halves[1::2] = raw >> np.uint64(32)
+            halves = np.concatenate([self.carry, halves])
+            product = halves * np.uint64(self.bound)
+            accepted = np.flatnonzero((product & np.uint64(0xFFFFFFFF)) >= self.threshold)
+            used = accepted[:need]
+            parts.append((product[used] >> np.uint64(32)).astype(np.int64))
+            consumed = int(used[-1]) + 1 if used.size == need and need else halves.size
+            self.carry = halves[consumed:]
+            need -= used.size
+        self.remaining -= k
+        if self.remaining == 0:
+            self._store_carry()  # the call's left-over half stays buffered for the next call
+        return np.concatenate(parts)
+
+
+def _streamed_block(
+    m: int, n: int, b: int, rows: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One block of ``b`` replicates as sub-blocks of ``rows``, from the stream ``rng`` would
+    give for the whole block; ``rng`` ends where the whole-block draws would leave it."""
+    bitgen = rng.bit_generator
+    start = bitgen.state
+    counter = _BoundedStream(bitgen, m, b * m)  # run through the cases' call: the controls' starts after it
+    while counter.remaining:
+        counter.take(min(1 << 20, counter.remaining))
+    cases_gen = type(bitgen)()
+    cases_gen.state = start
+    cases = _BoundedStream(cases_gen, m, b * m)
+    controls = _BoundedStream(bitgen, n, b * n)
+    for first in range(0, b, rows):
+        r = min(rows, b - first)
+        yield cases.take(r * m).reshape(r, m), controls.take(r * n).reshape(r, n)
+    # bitgen now stands after the controls' call, as after whole-block draws
 
 
 def auc_rows(cases: np.ndarray, controls: np.ndarray) -> np.ndarray:
