@@ -508,6 +508,8 @@ NODULE_DIAMETER_MM = (3.0, 15.0)
 NODULE_MAX_ELONGATION = 2.5
 NODULE_MIN_PEAK_HU = -150.0
 NODULAR_MIN_COUNT = 5
+#: Lesion components this close (mm) to a pleural effusion are compressed lung, not nodules.
+NODULE_EFFUSION_MARGIN_MM = 5.0
 NODULAR_MIN_SHARE = 0.4
 #: ... or no focus larger than this (mL): scattered nodules without confluent disease.
 NODULAR_MAX_FOCUS_ML = 5.0
@@ -554,7 +556,12 @@ def _elongation(coords_mm: np.ndarray, spacing: np.ndarray) -> float:
 
 
 def nodule_count(
-    comp_labels: np.ndarray, sizes_ml: np.ndarray, spacing: Sequence[float], hu: np.ndarray | None = None
+    comp_labels: np.ndarray,
+    sizes_ml: np.ndarray,
+    spacing: Sequence[float],
+    hu: np.ndarray | None = None,
+    *,
+    exclude: np.ndarray | None = None,
 ) -> tuple[int, float]:
     """Number of nodule-like components and their share of the lesion volume.
 
@@ -563,6 +570,9 @@ def nodule_count(
     ``NODULE_MAX_ELONGATION`` (small and round, not a patch or a band) and, given ``hu`` (the
     HU of the components' bounding box), whose densest voxel reaches ``NODULE_MIN_PEAK_HU``
     (a solid core: faint ground-glass specks are not the "discrete nodules" of the RSNA list).
+    Components touching ``exclude`` (same grid as ``comp_labels``: the surroundings of a
+    pleural effusion) are not counted: lung compressed by the fluid (passive atelectasis,
+    Fleischner glossary, Hansell et al. 2008) gives small dense blobs along its surface.
     """
     if sizes_ml.size == 0:
         return 0, float("nan")
@@ -578,6 +588,8 @@ def nodule_count(
         sl = objects[label - 1]
         inside = comp_labels[sl] == label
         if hu is not None and float(hu[sl][inside].max()) < NODULE_MIN_PEAK_HU:
+            continue
+        if exclude is not None and bool(exclude[sl][inside].any()):
             continue
         coords = np.argwhere(inside) * sp
         if _elongation(coords, sp) <= NODULE_MAX_ELONGATION:
@@ -639,8 +651,13 @@ def pattern_features(
     spacing: Sequence[float],
     *,
     components: tuple[np.ndarray, np.ndarray] | None = None,
+    effusion: np.ndarray | None = None,
 ) -> Pattern:
-    """Crazy paving, lobar vs patchy consolidation, nodular pattern, air bronchograms."""
+    """Crazy paving, lobar vs patchy consolidation, nodular pattern, air bronchograms.
+
+    ``effusion``: a pleural effusion mask on the same grid; lesion components within
+    ``NODULE_EFFUSION_MARGIN_MM`` of it are compressed lung, not nodules (:func:`nodule_count`).
+    """
     voxel_ml = float(np.prod(spacing)) / 1000.0
     lesion = (lesion_labels > 0) & (lungs > 0)
     comp_labels, sizes = components if components is not None else lesion_components(lesion, spacing)
@@ -656,7 +673,11 @@ def pattern_features(
         and largest_ml >= LOBAR_MIN_SHARE * n_lesion * voxel_ml
     )
     box = bbox(lesion)
-    count, share = nodule_count(comp_labels, sizes, spacing, None if box is None else volume[box])
+    near = None
+    if box is not None and effusion is not None and effusion.any():
+        reach = [2 * math.ceil(NODULE_EFFUSION_MARGIN_MM / s) + 1 for s in spacing]
+        near = ndimage.maximum_filter(effusion, size=reach)[box]
+    count, share = nodule_count(comp_labels, sizes, spacing, None if box is None else volume[box], exclude=near)
     air_ml = air_bronchogram_ml(volume, lesion_labels, spacing)
     return Pattern(
         crazy_paving_fraction=paving,
@@ -1046,6 +1067,8 @@ def compute_features(
             lungs, lesion_labels, sp, regions=regions, region_names=region_names, region_kind=region_kind
         ),
         distribution=distribution_features(lungs, lesion_labels, sp, components=components),
-        pattern=pattern_features(volume, lungs, lesion_labels, sp, components=components),
+        pattern=pattern_features(
+            volume, lungs, lesion_labels, sp, components=components, effusion=None if effusion.mask is None else fluid
+        ),
         effusion=effusion,
     )
