@@ -936,7 +936,7 @@ def detect_effusion(
     fluid &= ~_between_lungs(lung_r, lung_l, hu > BONE_HU)
     if not fluid.any():
         return empty
-    size = [max(1, round(min_thickness_mm / s)) for s in work_sp]
+    size = [max(2, round(min_thickness_mm / s)) for s in work_sp]  # 2 voxels at least: a 1-voxel box opens nothing
     if work_sp[0] >= min_thickness_mm:
         size[0] = 1  # thick slices: in-plane opening only
     opened = _box_open(fluid, size)
