@@ -882,8 +882,8 @@ def detect_effusion(
        40 mm outwards (:func:`_inside_rib_cage`); not between the lungs
        (:func:`_between_lungs`). Muscle behind the ribs, the mediastinum and a fatty liver
        under a basal lung crescent are left out.
-    4. An opening by a box of ``min_thickness_mm`` removes interface partial volume; the opened
-       shape is grown back inside the candidates.
+    4. An opening by a box of ``min_thickness_mm`` (at least 2 working voxels in-plane)
+       removes interface partial volume; the opened shape is grown back inside the candidates.
     5. A 3D component is an effusion when it touches a lung, is dependent (its median y
        behind the 75th percentile of that lung's y in its slices), reaches down into the
        lower half of the lung (free fluid collects from the base up), holds >= ``min_ml`` and
