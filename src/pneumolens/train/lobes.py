@@ -327,15 +327,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=5, help="number of cross-validation folds")
     p.add_argument("--export", type=Path, default=None, metavar="CHECKPOINT",
                    help="export this checkpoint to --onnx (with its sidecar) instead of training")
+    p.add_argument("--version", default="1.0.0", help="model version written to the sidecar on --export")
     p.add_argument("--onnx", type=Path, default=Path("src/pneumolens/models/weights/lobes_unet3d.onnx"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.export is not None:
         split = json.loads((args.export.parent / "split.json").read_text())
-        summary = {"lobe_label_maps": {k: len(v) for k, v in split.items()},
-                   "split": "sorted case ids: test every 10th (offset 0), validation every 10th (offset 5)",
+        text = "sorted case ids: test every 10th (offset 0), validation every 10th (offset 5)"
+        if args.fold is not None:
+            text = (f"cross-validation fold {args.fold} of {args.folds} (fold_cases): test every {args.folds}th sorted "
+                    f"case id (offset {args.fold - 1}), validation every 8th of the others (offset 4)")
+        summary = {"lobe_label_maps": {k: len(v) for k, v in split.items()}, "split": text,
                    "licence": "TotalSegmentator data set CC BY 4.0 upstream (see docs/models/lobes_unet3d.md)"}
-        meta = export(args.export, args.onnx, data_summary=summary)
+        meta = export(args.export, args.onnx, data_summary=summary, version=args.version)
         print(json.dumps({k: meta[k] for k in ("name", "sha256", "checkpoint_step", "onnx_vs_torch_max_abs_diff")}))
         return 0
     train(args)
