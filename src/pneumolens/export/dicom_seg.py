@@ -54,6 +54,7 @@ from pneumolens.export.dicom_common import (
     require_dicom_source,
     software_versions,
 )
+from pneumolens.export.dicom_encode import save_dicom
 from pneumolens.masks import CONSOLIDATION, GGO, LEFT_LUNG, RIGHT_LUNG
 
 if TYPE_CHECKING:
@@ -308,5 +309,5 @@ def write_seg(analysis: Analysis, path: str | Path, **options) -> Path:
     """Write the SEG of ``analysis`` to ``path``; returns the path."""
     seg = build_seg(analysis, **options)
     path = Path(path)
-    seg.save_as(path, enforce_file_format=True)
+    save_dicom(seg, path)
     return path
