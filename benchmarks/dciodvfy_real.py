@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO / "tests" / "export"))
 
 def _classes(lines: list[str]) -> list[str]:
     """dciodvfy lines with the offending value and character masked, so one rule is one class."""
-    return [re.sub(r"<[^>]*>( - Character invalid for this VR = '.' \(0x..\))?", "<value>",
-                   re.sub(r'"[^"]*"', '"<value>"', line)) for line in lines]
+    return [re.sub(r"= <[^>]*>( - Character invalid for this VR = '.' \(0x..\))?", "= <value>",
+                   re.sub(r'UID - "[^"]*"', 'UID - "<value>"', line)) for line in lines]
 
 
 def run_case(name: str, series: Path, out: Path) -> dict:
