@@ -719,6 +719,10 @@ DEPENDENT_SEARCH_MM = 60.0
 #: What a search run may cross between lung and fluid outside the lungs: soft tissue,
 #: consolidation cut off by the lung mask, and the partial-volume rim of the lung.
 PASSABLE_HU = (-700.0, 100.0)
+#: Fluid is followed down (the posterior costophrenic recess) only where bone (ribs, spine) lies
+#: within this distance (mm) outwards: the recess lies against the chest wall, while a fatty
+#: liver of fluid density under the dome lies deeper.
+RECESS_RIB_MM = 30.0
 #: Intercostal spaces up to this height (mm along z) are closed to make the rib cage a wall.
 RIB_GAP_MM = 40.0
 #: Pleural fluid has bone (rib or spine) within this distance outwards.
@@ -733,10 +737,19 @@ FULL_BAND_WIDEN_HU = (40.0, 0.0)
 #: lung it touches (in its slices): free fluid layers behind the lung, an organ under a basal
 #: lung crescent (fatty liver, spleen) lies in front of most of it.
 DEPENDENT_LUNG_PERCENTILE = 75.0
+#: Free fluid is the most dependent content of the pleural space: a fluid-density voxel with air
+#: (a working block with at least ``AIR_BLOCK_FRACTION`` of its voxels below ``AIR_HU``, inside the
+#: rib cage) within this distance (mm) behind it, with no bone between, is lung: consolidation
+#: carrying air bronchograms, or an organ under a basal lung crescent.
+AIR_BEHIND_MM = 30.0
+AIR_BLOCK_FRACTION = 0.05
 #: Widening of the fluid band (HU, down and up) when the border is redrawn at full resolution
-#: (after smoothing normalised over the non-air voxels): down for the noise of single voxels
-#: next to air, barely up (chest-wall muscle of 35-60 HU lies against the fluid).
+#: (after smoothing normalised over the non-air voxels): down for the partial volume of voxels
+#: within ``REDRAW_AIR_MM`` (in-plane) of air (the lung side), barely up (chest-wall muscle of
+#: 35-60 HU lies against the fluid). Away from air the band is not widened downwards: there a
+#: voxel below it is fat or fat-infiltrated chest-wall muscle.
 REDRAW_WIDEN_HU = (40.0, 5.0)
+REDRAW_AIR_MM = 1.5
 
 
 def _straight_runs(passable: np.ndarray, runs: Sequence[tuple[np.ndarray, int, int, int]]) -> np.ndarray:
@@ -774,7 +787,12 @@ def _lateral_half(lung: np.ndarray, *, outwards: int) -> np.ndarray:
 
 
 def _reached_from_lung(
-    lung_r: np.ndarray, lung_l: np.ndarray, passable: np.ndarray, fluid: np.ndarray, reach: Sequence[int]
+    lung_r: np.ndarray,
+    lung_l: np.ndarray,
+    passable: np.ndarray,
+    fluid: np.ndarray,
+    reach: Sequence[int],
+    recess: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fluid joined to a lung by an unbroken straight run, within ``reach`` (z, y, x voxels).
 
@@ -785,9 +803,12 @@ def _reached_from_lung(
     is followed inferiorly (-z) through ``fluid`` voxels only: the posterior costophrenic
     recess under a lung base fills from the layer above it, while an organ under the diaphragm
     (a fatty liver of fluid density) touches the lung base with no fluid layer above it, and
-    the shoulder muscles are not followed down the chest wall. A collection between lung and chest wall is reached; muscle behind
-    the (closed) rib cage and the mediastinum beside the lungs are not.
+    the shoulder muscles are not followed down the chest wall. ``recess`` (default ``fluid``)
+    limits where fluid is followed down (near the ribs: the recess lies against the chest
+    wall). A collection between lung and chest wall is reached; muscle behind the (closed) rib
+    cage and the mediastinum beside the lungs are not.
     """
+    recess = fluid if recess is None else recess & fluid
     lungs = lung_r | lung_l
     lateral_r, lateral_l = _lateral_half(lung_r, outwards=-1), _lateral_half(lung_l, outwards=1)
     out = _straight_runs(passable, ((lungs, 1, reach[1], 1), (lateral_r, 2, reach[2], -1), (lateral_l, 2, reach[2], 1)))
@@ -796,7 +817,7 @@ def _reached_from_lung(
     basal = out.copy()
     if zs.size:
         basal[round(0.5 * (zs[0] + zs[-1])) :] = False
-    return out | (_straight_runs(fluid, ((basal, 0, reach[0], -1),)) & fluid)
+    return out | (_straight_runs(recess, ((basal, 0, reach[0], -1),)) & recess)
 
 
 def _inside_rib_cage(bone: np.ndarray, lungs: np.ndarray, reach: Sequence[int]) -> np.ndarray:
@@ -836,15 +857,31 @@ def _between_lungs(lung_r: np.ndarray, lung_l: np.ndarray, bone: np.ndarray) -> 
 
 
 def _behind_lung_middle(lung: np.ndarray) -> np.ndarray:
-    """Voxels at or behind (+y) the median y of ``lung`` in their slice; everything in a slice
-    without lung. Free fluid of a supine patient lies behind the lung it compresses; an organ
-    of fluid density under a basal lung crescent (a fatty liver) lies in front of it.
+    """Voxels at or behind (+y) the median y of ``lung`` in their slice (in a slice without
+    lung, of the nearest slice with lung: fluid below the lung base, or a slice whose whole
+    lung the fluid displaced). Free fluid of a supine patient lies behind the lung it
+    compresses; an organ of fluid density under a basal lung crescent (a fatty liver) lies in
+    front of it. Everything when there is no lung.
     """
-    out = np.ones(lung.shape, dtype=bool)
+    zs = np.flatnonzero(lung.any(axis=(1, 2)))
+    if zs.size == 0:
+        return np.ones(lung.shape, dtype=bool)
+    middle = np.array([np.median(np.nonzero(lung[z])[0]) for z in zs])
+    nearest = np.abs(np.arange(lung.shape[0])[:, None] - zs[None, :]).argmin(axis=1)
     y = np.arange(lung.shape[1])
-    for z in np.flatnonzero(lung.any(axis=(1, 2))):
-        out[z] = (y >= np.median(np.nonzero(lung[z])[0]))[:, None]
-    return out
+    return (y[None, :] >= middle[nearest][:, None])[:, :, None] & np.ones(lung.shape, dtype=bool)
+
+
+def _air_behind(air: np.ndarray, bone: np.ndarray, inside: np.ndarray, reach: int) -> np.ndarray:
+    """Voxels with ``air`` inside the rib cage (``inside``) at most ``reach`` voxels behind them
+    (+y, the dependent side of a supine patient) and no ``bone`` between.
+
+    Free pleural fluid settles in the most dependent part of the pleural space (Hansell et al.
+    2008, "pleural effusion"): nothing aerated lies behind it. Fluid-density tissue with air
+    behind it is lung: consolidation around its air bronchograms (Hansell et al. 2008, "air
+    bronchogram"), or an organ under a basal lung crescent.
+    """
+    return _straight_runs(~bone, ((air & inside, 1, max(1, reach), -1),))
 
 
 def _box_open(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -880,8 +917,11 @@ def detect_effusion(
        lungs (50 mm: the costophrenic recess) (:func:`_reached_from_lung`), never through
        bone (ribs and spine, closed over the intercostal spaces along z); with bone within
        40 mm outwards (:func:`_inside_rib_cage`); not between the lungs
-       (:func:`_between_lungs`). Muscle behind the ribs, the mediastinum and a fatty liver
-       under a basal lung crescent are left out.
+       (:func:`_between_lungs`); no air within ``AIR_BEHIND_MM`` behind it
+       (:func:`_air_behind`: free fluid is the most dependent content of the pleural space;
+       fluid-density tissue with air behind it is consolidation around air bronchograms).
+       Muscle behind the ribs, the mediastinum, a fatty liver under a basal lung crescent and
+       consolidation with air bronchograms are left out.
     4. An opening by a box of ``min_thickness_mm`` (at least 2 working voxels in-plane)
        removes interface partial volume; the opened shape is grown back inside the candidates.
     5. A 3D component is an effusion when it touches a lung, is dependent (its median y
@@ -893,11 +933,12 @@ def detect_effusion(
     6. Volume: the component redrawn on the full grid within two working voxels, from the
        image smoothed over its non-air voxels only (normalised convolution, Knutsson & Westin
        1993, doi 10.1109/CVPR.1993.341081), so the layer against the lung is not lost to the
-       air beside it; band widened by ``REDRAW_WIDEN_HU``.
+       air beside it; band widened by ``REDRAW_WIDEN_HU`` (downwards only within
+       ``REDRAW_AIR_MM`` of air), never where air lies behind.
 
-    Known limits: consolidation of water density next to the effusion and cut off by the lung
-    mask is counted with it (CT without contrast cannot separate them); loculated or
-    anterior (non-dependent) collections are not looked for.
+    Known limits: consolidation of water density without air bronchograms next to the
+    effusion and cut off by the lung mask is counted with it (CT without contrast cannot
+    separate them); loculated or anterior (non-dependent) collections are not looked for.
     """
     sp = check_volume(volume, spacing)
     empty = Effusion(False, 0.0, 0.0, 0.0, 0.0, float("nan"))
@@ -931,9 +972,18 @@ def detect_effusion(
     # Dense lung cut off by the lung mask (consolidation) may lie between lung and fluid.
     passable = (hu >= PASSABLE_HU[0]) & (hu <= PASSABLE_HU[1]) & ~bone & ~lung_any
     reach = [max(1, round(mm / s)) for mm, s in zip((BASE_SEARCH_MM, DEPENDENT_SEARCH_MM, search_mm), work_sp)]
-    fluid &= ~bone & _reached_from_lung(run_r, run_l, passable | fluid, fluid & ~bone, reach)
-    fluid &= _inside_rib_cage(bone, lung_any, [max(1, round(RIB_SEARCH_MM / s)) for s in work_sp[1:]])
+    # The costophrenic recess lies against the ribs: fluid is followed down only near them (a
+    # fatty liver of fluid density under the dome lies deeper).
+    recess = fluid & ~bone & _inside_rib_cage(bone, lung_any, [max(1, round(RECESS_RIB_MM / s)) for s in work_sp[1:]])
+    fluid &= ~bone & _reached_from_lung(run_r, run_l, passable | fluid, fluid & ~bone, reach, recess)
+    inside = _inside_rib_cage(bone, lung_any, [max(1, round(RIB_SEARCH_MM / s)) for s in work_sp[1:]])
+    fluid &= inside
     fluid &= ~_between_lungs(lung_r, lung_l, hu > BONE_HU)
+    # Fluid-density lung: consolidation around air bronchograms (or an organ under a lung
+    # crescent) has air behind it; free fluid does not.
+    air = block_mean(sub_hu < AIR_HU, factors) >= AIR_BLOCK_FRACTION
+    aerated_behind = _air_behind(air, bone, inside, round(AIR_BEHIND_MM / work_sp[1]))
+    fluid &= ~aerated_behind
     if not fluid.any():
         return empty
     size = [max(2, round(min_thickness_mm / s)) for s in work_sp]  # 2 voxels at least: a 1-voxel box opens nothing
@@ -985,7 +1035,7 @@ def detect_effusion(
     # resolution (band widened by REDRAW_WIDEN_HU). Smoothing normalised over the non-air
     # voxels (normalised convolution, Knutsson & Westin 1993): aerated lung next to the fluid
     # does not pull its border voxels out of the band. Only the rim's bounding box is smoothed.
-    rim = block_expand(ndimage.maximum_filter(keep, size=(1, 5, 5)), factors, sub_lungs.shape)
+    rim = block_expand(ndimage.maximum_filter(keep, size=(1, 5, 5)) * ~aerated_behind, factors, sub_lungs.shape)
     crop = bbox(rim > 0, margin=(0, 4, 4))
     raw = volume[box][crop].astype(np.float32)
     tissue = (raw > AIR_HU).astype(np.float32)
@@ -993,9 +1043,12 @@ def detect_effusion(
     smooth = ndimage.gaussian_filter(raw * tissue, (0.0, 1.0, 1.0)) / np.maximum(weight, 1e-3)
     smooth = np.where(tissue > 0, smooth, raw)
     side_full = np.zeros(sub_lungs.shape, dtype=np.uint8)
-    side_full[crop] = rim[crop] * (
-        (smooth >= fluid_hu[0] - REDRAW_WIDEN_HU[0]) & (smooth <= fluid_hu[1] + REDRAW_WIDEN_HU[1])
-    )
+    # The band is widened downwards only next to air (lung partial volume); elsewhere a voxel
+    # below the band is fat or fat-infiltrated chest-wall muscle.
+    near = [max(1, round(REDRAW_AIR_MM / s)) for s in sp[1:]]
+    near_air = ndimage.maximum_filter(tissue == 0, size=(1, 2 * near[0] + 1, 2 * near[1] + 1))
+    low = np.where(near_air, fluid_hu[0] - REDRAW_WIDEN_HU[0], fluid_hu[0])
+    side_full[crop] = rim[crop] * ((smooth >= low) & (smooth <= fluid_hu[1] + REDRAW_WIDEN_HU[1]))
     full = np.zeros(volume.shape, dtype=bool)
     full[box] = side_full > 0
     voxel_ml = float(np.prod(sp)) / 1000.0

@@ -376,6 +376,28 @@ class InsertedEffusion:
     volume_ml: float
 
 
+#: The lung mask's partial-volume rim against the chest wall: voxels outside the mask, up to
+#: this far (mm, in-plane) from the fluid, still partly aerated (below ``PLEURAL_RIM_HU``).
+PLEURAL_RIM_MM = 3.0
+PLEURAL_RIM_HU = -200.0
+
+
+def _pleural_rim(hu: np.ndarray, lung: np.ndarray, fluid: np.ndarray, level_y: np.ndarray, *, pixel_mm: float) -> np.ndarray:
+    """The partly aerated rim between ``fluid`` (inside ``lung``) and the chest wall.
+
+    A lung mask stops a voxel or two short of the chest wall (partial volume of lung and wall).
+    Free pleural fluid lies against the parietal pleura (Hansell et al. 2008, "pleural
+    effusion"): it displaces the lung from the wall, so no aerated voxel stays between the fluid
+    and the wall. The rim: voxels outside ``lung`` below :data:`PLEURAL_RIM_HU`, within
+    :data:`PLEURAL_RIM_MM` in-plane of the fluid, at or below the fluid surface ``level_y[z]``.
+    """
+    yy = np.arange(lung.shape[1])[None, :, None]
+    allowed = ~lung & (np.asarray(hu) < PLEURAL_RIM_HU) & (yy >= level_y[:, None, None])
+    cross = ndimage.generate_binary_structure(2, 1)[None]
+    grown = ndimage.binary_dilation(fluid, structure=cross, iterations=max(1, round(PLEURAL_RIM_MM / pixel_mm)), mask=allowed | fluid)
+    return grown & ~fluid
+
+
 def insert_effusion_3d(
     hu: np.ndarray,
     lung: np.ndarray,
@@ -393,7 +415,9 @@ def insert_effusion_3d(
     meniscus of the radiology texts (e.g. Hansell et al. 2008, "pleural effusion"). ``d`` is the
     drawn maximum (in ``depth_mm``) over the lower 30 % of the lung's height and falls linearly
     to 0 at 75 %. Fluid HU: a level drawn in ``fluid_hu`` plus 12 HU noise. The fluid replaces
-    the lung it occupies (compression), so its volume is known exactly.
+    the lung it occupies (compression) and the lung mask's partly aerated rim between it and the
+    chest wall (:func:`_pleural_rim`: free fluid lies against the parietal pleura), so its
+    volume is known exactly.
     """
     hu, lung = np.asarray(hu), np.asarray(lung, dtype=bool)
     if hu.ndim != 3 or lung.shape != hu.shape:
@@ -401,6 +425,7 @@ def insert_effusion_3d(
     sp = tuple(float(s) for s in spacing)
     zs = np.flatnonzero(lung.any(axis=(1, 2)))
     mask = np.zeros(lung.shape, dtype=bool)
+    level_y = np.full(lung.shape[0], lung.shape[1], dtype=np.float64)  # fluid surface (y) per slice
     if zs.size:
         max_depth = rng.uniform(*depth_mm)
         height = zs[-1] - zs[0] + 1
@@ -411,10 +436,17 @@ def insert_effusion_3d(
             if d <= 0:
                 break
             y_back = np.flatnonzero(lung[z].any(axis=1))[-1]
-            mask[z] = lung[z] & (yy >= y_back - d / sp[1])
+            level_y[z] = y_back - d / sp[1]
+            mask[z] = lung[z] & (yy >= level_y[z])
+        mask |= _pleural_rim(hu, lung, mask, level_y, pixel_mm=sp[1])
     out = hu.astype(np.float32, copy=True)
     level = rng.uniform(*fluid_hu)
-    out[mask] = level + 12.0 * rng.standard_normal(int(mask.sum())).astype(np.float32)
+    # Noise drawn for the lung part only (the rim reuses those values), so the random stream,
+    # and what a scenario draws after the effusion, does not depend on the rim.
+    noise = 12.0 * rng.standard_normal(int((mask & lung).sum())).astype(np.float32)
+    if noise.size:
+        out[mask & lung] = level + noise
+        out[mask & ~lung] = level + np.resize(noise, int((mask & ~lung).sum()))
     return InsertedEffusion(hu=out, mask=mask, volume_ml=float(mask.sum()) * float(np.prod(sp)) / 1000.0)
 
 
