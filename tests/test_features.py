@@ -172,3 +172,43 @@ def test_effusion_on_phantom_within_20_percent():
     assert e.detected and e.right_ml > 0.9 * e.volume_ml
     assert e.volume_ml == pytest.approx(ins.volume_ml, rel=0.2)
     assert e.mask is not None and (e.mask & ins.mask).sum() > 0.7 * ins.mask.sum()
+
+
+def test_consolidation_with_air_bronchograms_on_an_effusion_is_not_fluid():
+    """Lobar consolidation of fluid density lying on an effusion (inside the lung's contour,
+    with air bronchograms behind its fluid-density voxels) is not counted with the effusion."""
+    from pneumolens.anatomy import segment_lungs
+    from pneumolens.synthetic import make_chest_phantom
+    from pneumolens.train.insertion import insert_effusion_3d
+
+    ph = make_chest_phantom(shape=(60, 128, 128), spacing=(2.5, 1.8, 1.8), seed=2, lesions=())
+    ins = insert_effusion_3d(ph.volume, ph.lung_labels == 1, spacing=ph.spacing, rng=np.random.default_rng(0))
+    vol = np.round(ins.hu).astype(np.int16)
+    # The lower right lung in front of the fluid (up to 25 mm above its surface) consolidated
+    # at 15 HU, with air bronchograms: air tubes along x, every 5 voxels in y, every other slice.
+    lung = (ph.lung_labels == 1) & ~ins.mask
+    yy = np.arange(vol.shape[1])[None, :, None]
+    surface = np.where(ins.mask.any(axis=(1, 2)), np.argmax(ins.mask.any(axis=2), axis=1), vol.shape[1])
+    cons = lung & (yy >= surface[:, None, None] - round(25.0 / ph.spacing[1]))
+    cons[int(0.5 * vol.shape[0]) :] = False
+    zz = np.arange(vol.shape[0])[:, None, None]
+    bronchi = (zz % 2 == 0) & (yy % 5 == 0) & cons & (yy < surface[:, None, None] - 2)
+    vol[cons] = 15
+    vol[bronchi] = -850
+    assert cons.sum() > 0.5 * ins.mask.sum()  # a consolidation as large as the effusion at least
+    lungs = segment_lungs(vol, ph.spacing)
+    e = detect_effusion(vol, lungs.labels, ph.spacing)
+    assert e.detected and e.volume_ml == pytest.approx(ins.volume_ml, rel=0.2)
+    assert (e.mask & cons).sum() < 0.2 * cons.sum()  # without the rule: 47 %, effusion +56 %
+
+
+def test_air_behind_marks_tissue_in_front_of_air_only():
+    from pneumolens.features import _air_behind
+
+    air = np.zeros((1, 20, 5), bool)
+    air[0, 12, 2] = True
+    bone = np.zeros_like(air)
+    bone[0, 5, 2] = True  # a rib stops the run
+    out = _air_behind(air, bone, np.ones_like(air), reach=10)
+    assert out[0, 6:12, 2].all() and not out[0, :6, 2].any() and not out[0, 12:, 2].any()
+    assert not out[0, :, [0, 1, 3, 4]].any()

@@ -212,7 +212,8 @@ def type_probabilities(findings: Findings, prior: Mapping[str, float] | None = N
 def rsna_category(findings: Findings, p_pneumonia: float, *, pneumonia_p: float = 0.5) -> tuple[str, str]:
     """RSNA consensus category and the rule that gave it (Simpson et al. 2020), in decision order.
 
-    * typical: ground-glass predominant, peripheral, and bilateral or multifocal, without lobar
+    * typical: ground glass "with or without consolidation" (Simpson et al. 2020, Table 1:
+      consolidation not predominant), peripheral, and bilateral or multifocal, without lobar
       consolidation or a nodular pattern;
     * indeterminate: pneumonia likely without typical features and without lobar
       consolidation or a nodular pattern (e.g. unilateral, central or diffuse ground glass);
@@ -222,7 +223,8 @@ def rsna_category(findings: Findings, p_pneumonia: float, *, pneumonia_p: float 
     """
     pneumonia = p_pneumonia >= pneumonia_p
     focal = findings.lobar_consolidation or findings.nodular
-    if pneumonia and findings.ggo_predominant and findings.peripheral and (findings.bilateral or findings.multifocal) and not focal:
+    ground_glass = not findings.consolidation_predominant  # GGO with or without consolidation
+    if pneumonia and ground_glass and findings.peripheral and (findings.bilateral or findings.multifocal) and not focal:
         spread = "bilateral" if findings.bilateral else "multifocal"
         return "typical", f"peripheral ground-glass opacities, {spread} (RSNA typical appearance)"
     if findings.lobar_consolidation:
