@@ -14,6 +14,7 @@ from pneumolens.features import (
     lesion_components,
     lung_thirds,
     nodule_count,
+    pattern_features,
     severity_score,
 )
 from pneumolens.masks import CONSOLIDATION, GGO
@@ -116,6 +117,23 @@ def test_nodules_are_small_round_solid_components():
     assert f.pattern.nodular and f.pattern.nodule_count >= 6
     faint = np.where(lesions > 0, -600, volume).astype(np.int16)  # same shapes, ground-glass density
     assert compute_features(faint, lungs, lesions, SPACING).pattern.nodule_count == 0
+
+
+def test_blobs_along_an_effusion_are_not_nodules():
+    """Compressed lung on the surface of a pleural effusion (passive atelectasis) is not a nodule."""
+    volume, lungs = _lungs()
+    lesions = np.zeros_like(lungs)
+    centres = [(c, 70, 30) for c in (12, 20, 28, 36, 44)] + [(20, 40, 90), (35, 40, 90)]
+    for c in centres:
+        ball = _ball(lungs.shape, c, (1.6, 3, 3))
+        lesions[ball] = CONSOLIDATION
+        volume[ball] = 20
+    labels, sizes = lesion_components(lesions > 0, SPACING)
+    assert nodule_count(labels, sizes, SPACING)[0] == 7
+    effusion = np.zeros(lungs.shape, bool)
+    effusion[5:55, 76:80, 10:50] = True  # a fluid layer 3 mm behind the first five blobs
+    assert pattern_features(volume, lungs, lesions, SPACING).nodule_count == 7
+    assert pattern_features(volume, lungs, lesions, SPACING, effusion=effusion).nodule_count == 2
 
 
 def test_lobar_consolidation_and_air_bronchograms():

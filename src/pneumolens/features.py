@@ -508,6 +508,8 @@ NODULE_DIAMETER_MM = (3.0, 15.0)
 NODULE_MAX_ELONGATION = 2.5
 NODULE_MIN_PEAK_HU = -150.0
 NODULAR_MIN_COUNT = 5
+#: Lesion components this close (mm) to a pleural effusion are compressed lung, not nodules.
+NODULE_EFFUSION_MARGIN_MM = 5.0
 NODULAR_MIN_SHARE = 0.4
 #: ... or no focus larger than this (mL): scattered nodules without confluent disease.
 NODULAR_MAX_FOCUS_ML = 5.0
@@ -554,7 +556,12 @@ def _elongation(coords_mm: np.ndarray, spacing: np.ndarray) -> float:
 
 
 def nodule_count(
-    comp_labels: np.ndarray, sizes_ml: np.ndarray, spacing: Sequence[float], hu: np.ndarray | None = None
+    comp_labels: np.ndarray,
+    sizes_ml: np.ndarray,
+    spacing: Sequence[float],
+    hu: np.ndarray | None = None,
+    *,
+    exclude: np.ndarray | None = None,
 ) -> tuple[int, float]:
     """Number of nodule-like components and their share of the lesion volume.
 
@@ -563,6 +570,9 @@ def nodule_count(
     ``NODULE_MAX_ELONGATION`` (small and round, not a patch or a band) and, given ``hu`` (the
     HU of the components' bounding box), whose densest voxel reaches ``NODULE_MIN_PEAK_HU``
     (a solid core: faint ground-glass specks are not the "discrete nodules" of the RSNA list).
+    Components touching ``exclude`` (same grid as ``comp_labels``: the surroundings of a
+    pleural effusion) are not counted: lung compressed by the fluid (passive atelectasis,
+    Fleischner glossary, Hansell et al. 2008) gives small dense blobs along its surface.
     """
     if sizes_ml.size == 0:
         return 0, float("nan")
@@ -578,6 +588,8 @@ def nodule_count(
         sl = objects[label - 1]
         inside = comp_labels[sl] == label
         if hu is not None and float(hu[sl][inside].max()) < NODULE_MIN_PEAK_HU:
+            continue
+        if exclude is not None and bool(exclude[sl][inside].any()):
             continue
         coords = np.argwhere(inside) * sp
         if _elongation(coords, sp) <= NODULE_MAX_ELONGATION:
@@ -639,8 +651,13 @@ def pattern_features(
     spacing: Sequence[float],
     *,
     components: tuple[np.ndarray, np.ndarray] | None = None,
+    effusion: np.ndarray | None = None,
 ) -> Pattern:
-    """Crazy paving, lobar vs patchy consolidation, nodular pattern, air bronchograms."""
+    """Crazy paving, lobar vs patchy consolidation, nodular pattern, air bronchograms.
+
+    ``effusion``: a pleural effusion mask on the same grid; lesion components within
+    ``NODULE_EFFUSION_MARGIN_MM`` of it are compressed lung, not nodules (:func:`nodule_count`).
+    """
     voxel_ml = float(np.prod(spacing)) / 1000.0
     lesion = (lesion_labels > 0) & (lungs > 0)
     comp_labels, sizes = components if components is not None else lesion_components(lesion, spacing)
@@ -656,7 +673,11 @@ def pattern_features(
         and largest_ml >= LOBAR_MIN_SHARE * n_lesion * voxel_ml
     )
     box = bbox(lesion)
-    count, share = nodule_count(comp_labels, sizes, spacing, None if box is None else volume[box])
+    near = None
+    if box is not None and effusion is not None and effusion.any():
+        reach = [2 * math.ceil(NODULE_EFFUSION_MARGIN_MM / s) + 1 for s in spacing]
+        near = ndimage.maximum_filter(effusion, size=reach)[box]
+    count, share = nodule_count(comp_labels, sizes, spacing, None if box is None else volume[box], exclude=near)
     air_ml = air_bronchogram_ml(volume, lesion_labels, spacing)
     return Pattern(
         crazy_paving_fraction=paving,
@@ -689,10 +710,12 @@ EFFUSION_SEARCH_MM = 60.0
 EFFUSION_MIN_ML = 10.0
 #: Working grid of the effusion search (mm).
 EFFUSION_GRID_MM = (4.0, 2.5, 2.5)
-#: How far below a lung base (mm) fluid is searched (the posterior costophrenic recess), and
-#: how far behind aerated lung (through consolidation) going posteriorly.
+#: How far below (mm) fluid reached from a lung is followed through fluid (the posterior
+#: costophrenic recess), and how far behind the lung (through consolidation the lung mask cut
+#: off, or fluid) going posteriorly: the deepest free effusions layer 50-60 mm; a longer run
+#: crosses a whole fatty liver of fluid density under the dome.
 BASE_SEARCH_MM = 50.0
-DEPENDENT_SEARCH_MM = 150.0
+DEPENDENT_SEARCH_MM = 60.0
 #: What a search run may cross between lung and fluid outside the lungs: soft tissue,
 #: consolidation cut off by the lung mask, and the partial-volume rim of the lung.
 PASSABLE_HU = (-700.0, 100.0)
@@ -702,26 +725,28 @@ RIB_GAP_MM = 40.0
 RIB_SEARCH_MM = 40.0
 #: Bone (ribs, spine) on the smoothed working grid.
 BONE_HU = 180.0
+#: Next to the lung, a working block is fluid when half its full-resolution voxels lie in the
+#: fluid band widened downwards by this much (HU): a thin layer under the lung is pulled out
+#: of the band by the block mean (partial volume with air), not by its own density.
+FULL_BAND_WIDEN_HU = (40.0, 0.0)
+#: A collection is dependent when its median y lies behind this percentile of the y of the
+#: lung it touches (in its slices): free fluid layers behind the lung, an organ under a basal
+#: lung crescent (fatty liver, spleen) lies in front of most of it.
+DEPENDENT_LUNG_PERCENTILE = 75.0
+#: Widening of the fluid band (HU, down and up) when the border is redrawn at full resolution
+#: (after smoothing normalised over the non-air voxels): down for the noise of single voxels
+#: next to air, barely up (chest-wall muscle of 35-60 HU lies against the fluid).
+REDRAW_WIDEN_HU = (40.0, 5.0)
 
 
-def _reached_from_lung(
-    lung_r: np.ndarray, lung_l: np.ndarray, passable: np.ndarray, reach: Sequence[int]
-) -> np.ndarray:
-    """Voxels joined to a lung by an unbroken straight run of ``passable`` voxels, within ``reach``.
+def _straight_runs(passable: np.ndarray, runs: Sequence[tuple[np.ndarray, int, int, int]]) -> np.ndarray:
+    """Voxels joined to a ``start`` mask by an unbroken straight run of ``passable`` voxels.
 
-    Runs go posteriorly (+y: the dependent direction of a supine patient) from either lung,
-    laterally outwards (-x from the right lung, +x from the left) and inferiorly (-z: fluid in
-    the costophrenic recess under a lung base), at most ``reach`` (z, y, x) voxels from the
-    lung edge. A collection between lung and chest wall is reached; muscle
-    behind the (closed) rib cage and the mediastinum beside the lungs are not.
+    ``runs`` holds ``(start, axis, limit, step)``: runs leave ``start`` along ``axis`` in the
+    direction ``step`` (+1 or -1) for at most ``limit`` voxels.
     """
     out = np.zeros(passable.shape, dtype=bool)
-    for start, axis, limit, step in (
-        (lung_r | lung_l, 0, reach[0], -1),
-        (lung_r | lung_l, 1, reach[1], 1),
-        (lung_r, 2, reach[2], -1),
-        (lung_l, 2, reach[2], 1),
-    ):
+    for start, axis, limit, step in runs:
         n = passable.shape[axis]
         order = list(range(n) if step > 0 else range(n - 1, -1, -1))
         run = np.zeros(np.delete(passable.shape, axis), dtype=np.int32)
@@ -734,6 +759,44 @@ def _reached_from_lung(
             out[tuple(idx)] |= run > 0
             run = np.where(np.take(start, i, axis=axis), 1, run)
     return out
+
+
+def _lateral_half(lung: np.ndarray, *, outwards: int) -> np.ndarray:
+    """The lung voxels in the lateral half of each slice's lung (``outwards``: -1 when lateral
+    is towards smaller x, the right lung; +1 for the left lung)."""
+    x = np.arange(lung.shape[2])
+    has = lung.any(axis=(1, 2))
+    lo = np.where(has, np.where(lung.any(axis=1), x, lung.shape[2]).min(axis=1), 0)
+    hi = np.where(has, np.where(lung.any(axis=1), x, -1).max(axis=1), 0)
+    mid = 0.5 * (lo + hi)
+    side = (x[None, :] <= mid[:, None]) if outwards < 0 else (x[None, :] >= mid[:, None])
+    return lung & side[:, None, :]
+
+
+def _reached_from_lung(
+    lung_r: np.ndarray, lung_l: np.ndarray, passable: np.ndarray, fluid: np.ndarray, reach: Sequence[int]
+) -> np.ndarray:
+    """Fluid joined to a lung by an unbroken straight run, within ``reach`` (z, y, x voxels).
+
+    Runs of ``passable`` voxels go posteriorly (+y: the dependent direction of a supine
+    patient) from either lung and laterally outwards (-x from the right lung, +x from the
+    left) from the lateral half of the lung (a run from the medial limb of a basal lung
+    crescent would cross the liver or spleen). Fluid so reached in the lower half of the lungs
+    is followed inferiorly (-z) through ``fluid`` voxels only: the posterior costophrenic
+    recess under a lung base fills from the layer above it, while an organ under the diaphragm
+    (a fatty liver of fluid density) touches the lung base with no fluid layer above it, and
+    the shoulder muscles are not followed down the chest wall. A collection between lung and chest wall is reached; muscle behind
+    the (closed) rib cage and the mediastinum beside the lungs are not.
+    """
+    lungs = lung_r | lung_l
+    lateral_r, lateral_l = _lateral_half(lung_r, outwards=-1), _lateral_half(lung_l, outwards=1)
+    out = _straight_runs(passable, ((lungs, 1, reach[1], 1), (lateral_r, 2, reach[2], -1), (lateral_l, 2, reach[2], 1)))
+    out &= fluid
+    zs = np.flatnonzero(lungs.any(axis=(1, 2)))
+    basal = out.copy()
+    if zs.size:
+        basal[round(0.5 * (zs[0] + zs[-1])) :] = False
+    return out | (_straight_runs(fluid, ((basal, 0, reach[0], -1),)) & fluid)
 
 
 def _inside_rib_cage(bone: np.ndarray, lungs: np.ndarray, reach: Sequence[int]) -> np.ndarray:
@@ -772,6 +835,18 @@ def _between_lungs(lung_r: np.ndarray, lung_l: np.ndarray, bone: np.ndarray) -> 
     return (both & ~bony)[:, :, None] & gap
 
 
+def _behind_lung_middle(lung: np.ndarray) -> np.ndarray:
+    """Voxels at or behind (+y) the median y of ``lung`` in their slice; everything in a slice
+    without lung. Free fluid of a supine patient lies behind the lung it compresses; an organ
+    of fluid density under a basal lung crescent (a fatty liver) lies in front of it.
+    """
+    out = np.ones(lung.shape, dtype=bool)
+    y = np.arange(lung.shape[1])
+    for z in np.flatnonzero(lung.any(axis=(1, 2))):
+        out[z] = (y >= np.median(np.nonzero(lung[z])[0]))[:, None]
+    return out
+
+
 def _box_open(mask: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """Binary opening by a box (separable min/max filters: fast on large masks)."""
     return ndimage.maximum_filter(ndimage.minimum_filter(mask, size=size), size=size)
@@ -793,22 +868,32 @@ def detect_effusion(
 
     1. Working grid of about 4 x 2.5 x 2.5 mm (block means, then a Gaussian of 1 voxel): the fluid band
        ``fluid_hu`` holds water-like voxels; aerated lung, fat, muscle, bone and contrast-filled
-       vessels fall outside it (smoothing in-plane only: thick slices would mix in lung).
+       vessels fall outside it (smoothing in-plane only: thick slices would mix in lung). Next
+       to the lung a block is also fluid when half its full-resolution voxels are
+       (``FULL_BAND_WIDEN_HU``): the block mean of a thin layer under the lung mixes in air.
     2. Candidates are fluid-band voxels outside the lungs, or inside ``lung_additions`` (dense
        voxels the lesion model gave back to the lungs: a lesion model cannot tell an effusion
        against the chest wall from consolidation cut off by the lung mask).
-    3. The pleural space: candidates joined to a lung by a straight run of fluid going
-       posteriorly (up to 150 mm: through consolidation), laterally (``search_mm``) or
-       down from a lung base (50 mm) (:func:`_reached_from_lung`), never through bone (ribs
-       and spine, closed over the intercostal spaces along z); with bone within 40 mm
-       outwards (:func:`_inside_rib_cage`); not between the lungs (:func:`_between_lungs`).
-       Muscle behind the ribs and the mediastinum are left out.
-    4. An opening by a box of ``min_thickness_mm`` removes interface partial volume; the opened
-       shape is grown back inside the candidates.
-    5. A 3D component is an effusion when it touches a lung, lies in the dependent (posterior)
-       half of that lung's slices, reaches down into the lower half of the lung (free fluid
-       collects from the base up), holds >= ``min_ml`` and its mean HU is in ``FLUID_MEAN_HU``.
-       Its side is the lung it touches most. Volume: the component on the full grid.
+    3. The pleural space: candidates joined to a lung by a straight run going posteriorly
+       (up to 60 mm, through fluid or consolidation) or laterally outwards from the lateral
+       half of the lung (``search_mm``), and fluid below such fluid in the lower half of the
+       lungs (50 mm: the costophrenic recess) (:func:`_reached_from_lung`), never through
+       bone (ribs and spine, closed over the intercostal spaces along z); with bone within
+       40 mm outwards (:func:`_inside_rib_cage`); not between the lungs
+       (:func:`_between_lungs`). Muscle behind the ribs, the mediastinum and a fatty liver
+       under a basal lung crescent are left out.
+    4. An opening by a box of ``min_thickness_mm`` (at least 2 working voxels in-plane)
+       removes interface partial volume; the opened shape is grown back inside the candidates.
+    5. A 3D component is an effusion when it touches a lung, is dependent (its median y
+       behind the 75th percentile of that lung's y in its slices), reaches down into the
+       lower half of the lung (free fluid collects from the base up), holds >= ``min_ml`` and
+       the mean HU of its in-band core is in ``FLUID_MEAN_HU``. Its side is the lung it
+       touches most; its parts in front of the middle of that lung (slice by slice) are
+       dropped (:func:`_behind_lung_middle`).
+    6. Volume: the component redrawn on the full grid within two working voxels, from the
+       image smoothed over its non-air voxels only (normalised convolution, Knutsson & Westin
+       1993, doi 10.1109/CVPR.1993.341081), so the layer against the lung is not lost to the
+       air beside it; band widened by ``REDRAW_WIDEN_HU``.
 
     Known limits: consolidation of water density next to the effusion and cut off by the lung
     mask is counted with it (CT without contrast cannot separate them); loculated or
@@ -823,11 +908,19 @@ def detect_effusion(
     factors = reduction_factors(sp, EFFUSION_GRID_MM)
     work_sp = tuple(s * f for s, f in zip(sp, factors))
     hu = ndimage.gaussian_filter(block_mean(volume[box], factors), (0.0, 1.0, 1.0))
+    sub_hu = volume[box]
+    full_band = (sub_hu >= fluid_hu[0] - FULL_BAND_WIDEN_HU[0]) & (sub_hu <= fluid_hu[1] + FULL_BAND_WIDEN_HU[1])
     sub_lungs = lungs[box]
     strided = sub_lungs[:: factors[0], :: factors[1], :: factors[2]][: hu.shape[0], : hu.shape[1], : hu.shape[2]]
     lung_r, lung_l = strided == RIGHT_LUNG, strided == LEFT_LUNG
     lung_any = lung_r | lung_l
-    band = (hu >= fluid_hu[0]) & (hu <= fluid_hu[1])
+    # Runs and contact start from any block holding lung: a thin layer of lung over the fluid
+    # can fall between the strided samples.
+    run_r = block_mean(sub_lungs == RIGHT_LUNG, factors) > 0
+    run_l = block_mean(sub_lungs == LEFT_LUNG, factors) > 0
+    strict = (hu >= fluid_hu[0]) & (hu <= fluid_hu[1])
+    band = strict.copy()
+    band |= (block_mean(full_band, factors) >= 0.5) & ndimage.maximum_filter(lung_any, size=3)
     outside = ~lung_any
     if lung_additions is not None and lung_additions.any():
         outside |= lung_additions[box][:: factors[0], :: factors[1], :: factors[2]][: hu.shape[0], : hu.shape[1], : hu.shape[2]]
@@ -838,12 +931,12 @@ def detect_effusion(
     # Dense lung cut off by the lung mask (consolidation) may lie between lung and fluid.
     passable = (hu >= PASSABLE_HU[0]) & (hu <= PASSABLE_HU[1]) & ~bone & ~lung_any
     reach = [max(1, round(mm / s)) for mm, s in zip((BASE_SEARCH_MM, DEPENDENT_SEARCH_MM, search_mm), work_sp)]
-    fluid &= ~bone & _reached_from_lung(lung_r, lung_l, passable | fluid, reach)
+    fluid &= ~bone & _reached_from_lung(run_r, run_l, passable | fluid, fluid & ~bone, reach)
     fluid &= _inside_rib_cage(bone, lung_any, [max(1, round(RIB_SEARCH_MM / s)) for s in work_sp[1:]])
     fluid &= ~_between_lungs(lung_r, lung_l, hu > BONE_HU)
     if not fluid.any():
         return empty
-    size = [max(1, round(min_thickness_mm / s)) for s in work_sp]
+    size = [max(2, round(min_thickness_mm / s)) for s in work_sp]  # 2 voxels at least: a 1-voxel box opens nothing
     if work_sp[0] >= min_thickness_mm:
         size[0] = 1  # thick slices: in-plane opening only
     opened = _box_open(fluid, size)
@@ -851,8 +944,8 @@ def detect_effusion(
         return empty
     grown = ndimage.maximum_filter(opened, size=size) & fluid
     comps, _ = ndimage.label(grown, structure=np.ones((3, 3, 3), bool))
-    touch_r = ndimage.maximum_filter(lung_r, size=5)
-    touch_l = ndimage.maximum_filter(lung_l, size=5)
+    touch_r = ndimage.maximum_filter(run_r, size=5)
+    touch_l = ndimage.maximum_filter(run_l, size=5)
     keep = np.zeros(grown.shape, dtype=np.uint8)  # side label of each kept collection
     work_voxel_ml = float(np.prod(work_sp)) / 1000.0
     for label, sl in enumerate(ndimage.find_objects(comps), start=1):
@@ -860,7 +953,8 @@ def detect_effusion(
         n_vox = int(comp.sum())
         if n_vox * work_voxel_ml < min_ml:
             continue
-        mean_hu = float(hu[sl][comp].mean())
+        core = comp & strict[sl]
+        mean_hu = float(hu[sl][core].mean()) if core.any() else float("nan")
         if not FLUID_MEAN_HU[0] <= mean_hu <= FLUID_MEAN_HU[1]:
             continue
         contact = {RIGHT_LUNG: int((comp & touch_r[sl]).sum()), LEFT_LUNG: int((comp & touch_l[sl]).sum())}
@@ -871,7 +965,7 @@ def detect_effusion(
         zs = np.unique(np.nonzero(comp)[0] + sl[0].start)
         lung_y = np.nonzero(lung_side[zs])[1]
         comp_y = np.nonzero(comp)[1] + sl[1].start
-        if lung_y.size == 0 or np.median(comp_y) < np.median(lung_y):  # anterior: not dependent
+        if lung_y.size == 0 or np.median(comp_y) < np.percentile(lung_y, DEPENDENT_LUNG_PERCENTILE):
             continue
         lung_zs = np.flatnonzero(lung_side.any(axis=(1, 2)))
         if zs[0] > 0.5 * (lung_zs[0] + lung_zs[-1]):  # free fluid collects from the base up
@@ -879,15 +973,28 @@ def detect_effusion(
         keep[sl][comp] = side
     if not keep.any():
         return empty
-    # Back to the full grid; the blocky border is redrawn from the full-resolution HU (the
-    # band widened by the noise of single voxels).
-    sub_hu = ndimage.gaussian_filter(volume[box].astype(np.float32), (0.0, 1.0, 1.0))
+    # Only the parts behind the middle of their lung (slice by slice) are kept: what a
+    # collection took in front of it is an organ under a basal lung crescent.
+    keep[(keep == RIGHT_LUNG) & ~_behind_lung_middle(run_r)] = 0
+    keep[(keep == LEFT_LUNG) & ~_behind_lung_middle(run_l)] = 0
+    if not keep.any():
+        return empty
+    # Back to the full grid; the blocky border is redrawn from the full-resolution HU.
     # The rim is grown by two working voxels in-plane first: blocks half lung (or half rib),
     # half fluid were dropped on the working grid, but their fluid voxels are fluid at full
-    # resolution (band widened by 40 / 15 HU on the lightly smoothed full-resolution image).
-    rim = ndimage.maximum_filter(keep, size=(1, 5, 5))
-    side_full = block_expand(rim, factors, sub_lungs.shape) * (
-        (sub_hu >= fluid_hu[0] - 40) & (sub_hu <= fluid_hu[1] + 15)
+    # resolution (band widened by REDRAW_WIDEN_HU). Smoothing normalised over the non-air
+    # voxels (normalised convolution, Knutsson & Westin 1993): aerated lung next to the fluid
+    # does not pull its border voxels out of the band. Only the rim's bounding box is smoothed.
+    rim = block_expand(ndimage.maximum_filter(keep, size=(1, 5, 5)), factors, sub_lungs.shape)
+    crop = bbox(rim > 0, margin=(0, 4, 4))
+    raw = volume[box][crop].astype(np.float32)
+    tissue = (raw > AIR_HU).astype(np.float32)
+    weight = ndimage.gaussian_filter(tissue, (0.0, 1.0, 1.0))
+    smooth = ndimage.gaussian_filter(raw * tissue, (0.0, 1.0, 1.0)) / np.maximum(weight, 1e-3)
+    smooth = np.where(tissue > 0, smooth, raw)
+    side_full = np.zeros(sub_lungs.shape, dtype=np.uint8)
+    side_full[crop] = rim[crop] * (
+        (smooth >= fluid_hu[0] - REDRAW_WIDEN_HU[0]) & (smooth <= fluid_hu[1] + REDRAW_WIDEN_HU[1])
     )
     full = np.zeros(volume.shape, dtype=bool)
     full[box] = side_full > 0
@@ -960,6 +1067,8 @@ def compute_features(
             lungs, lesion_labels, sp, regions=regions, region_names=region_names, region_kind=region_kind
         ),
         distribution=distribution_features(lungs, lesion_labels, sp, components=components),
-        pattern=pattern_features(volume, lungs, lesion_labels, sp, components=components),
+        pattern=pattern_features(
+            volume, lungs, lesion_labels, sp, components=components, effusion=None if effusion.mask is None else fluid
+        ),
         effusion=effusion,
     )

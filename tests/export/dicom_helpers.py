@@ -4,6 +4,8 @@ writer's own geometry code."""
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +178,65 @@ def require_executable(name: str, *, why: str) -> str:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.require_executable(name, why=why)
+
+
+# --- dciodvfy (Debian dicom3tools) ------------------------------------------------------------
+
+#: A valid UID (DICOM PS3.5 9.1): digits and dots, no leading zero in a component, <= 64 chars.
+VALID_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+#: Warnings about pneumolens' own, conformant choices: the private coding scheme 99PNMLNS
+#: (declared in the SR's Coding Scheme Identification Sequence, PS3.3 C.12.1.1.2, but not in
+#: dciodvfy's list of defined terms).
+OWN_CONFORMANT_WARNINGS = ("Warning - Unrecognized defined term <99PNMLNS> for value 1 of attribute <Coding Scheme Designator>",)
+
+
+def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
+    """The ``Error`` and ``Warning`` lines dciodvfy reports on one file."""
+    program = require_executable("dciodvfy", why="DICOM conformance of SEG, SR and SC (Debian dicom3tools)")
+    result = subprocess.run([program, str(path)], capture_output=True, text=True, timeout=120, check=False)
+    lines = (result.stdout + result.stderr).splitlines()
+    return [x for x in lines if x.startswith("Error")], [x for x in lines if x.startswith("Warning")]
+
+
+def invalid_source_uids(source) -> set[str]:
+    """UIDs the outputs must repeat (Study Instance UID) or reference (Series and SOP Instance
+    UIDs of the source images) that are invalid in the source itself; ``""`` for an empty one."""
+    values = {str(source.study_instance_uid or ""), str(source.series_instance_uid or "")}
+    values |= {str(uid or "") for uid in source.sop_instance_uids}
+    return {v for v in values if not (VALID_UID.match(v) and len(v) <= 64)}
+
+
+_ILLEGAL_ROOT = re.compile(r'^Error - Illegal root for UID - "([^"]*)"')
+_INVALID_UI = re.compile(r"^Error - Value invalid for this VR - \(0x[0-9a-f]{4},0x[0-9a-f]{4}\) UI .* UI \[\d+\] = <([^>]*)>")
+_EMPTY_REFERENCE = "Error - Empty attribute (no value) Type 1 Required Element=<ReferencedSOPInstanceUID>"
+_VR_SUMMARY = "Error - Dicom dataset contains invalid data values for Value Representations"
+_DICOMDIR = re.compile(r"^Warning - Missing attribute or value that would be needed to build DICOMDIR - (Study Date|Study ID|Study Time)$")
+
+
+def not_inherited(errors: list[str], warnings: list[str], source) -> list[str]:
+    """The dciodvfy messages that are not inherited from the source series.
+
+    Inherited (docs/dicom-outputs.md, "dciodvfy"): an invalid or empty UID of the source that
+    the output must repeat or reference (PS3.5 9.1 on UIDs; Type 1 Referenced SOP Instance
+    UID, PS3.3 10.8, where the source image has none), dciodvfy's summary line of those, and
+    the DICOMDIR warning for a study date, time or ID the source leaves empty. Everything
+    else is pneumolens' to fix, except :data:`OWN_CONFORMANT_WARNINGS`.
+    """
+    bad = invalid_source_uids(source)
+    empty_study = {name for name, keyword in (("Study Date", "StudyDate"), ("Study Time", "StudyTime"),
+                                              ("Study ID", "StudyID")) if not source.study.get(keyword)}
+    ours = []
+    inherited_vr = False
+    for line in errors:
+        match = _ILLEGAL_ROOT.match(line) or _INVALID_UI.match(line)
+        if match and match.group(1) in bad:
+            inherited_vr = True
+        elif not (line.startswith(_EMPTY_REFERENCE) and "" in bad) and line != _VR_SUMMARY:
+            ours.append(line)
+    if _VR_SUMMARY in errors and not inherited_vr:
+        ours.append(_VR_SUMMARY)
+    for line in warnings:
+        match = _DICOMDIR.match(line)
+        if line not in OWN_CONFORMANT_WARNINGS and not (match and match.group(1) in empty_study):
+            ours.append(line)
+    return ours

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pneumolens.export.dicom_common import new_uid, require_dicom_source
+from pneumolens.export.dicom_encode import save_dicom
 from pneumolens.export.dicom_sc import write_secondary_captures
 from pneumolens.export.dicom_seg import build_seg
 from pneumolens.export.dicom_sr import build_sr
@@ -53,9 +54,9 @@ def write_dicom_outputs(
     folder = Path(folder)
     (folder / SC_DIR).mkdir(parents=True, exist_ok=True)
     seg = build_seg(analysis, series_uid=new_uid())
-    seg.save_as(folder / SEG_FILE, enforce_file_format=True)
+    save_dicom(seg, folder / SEG_FILE)
     sr = build_sr(analysis, seg)
-    sr.save_as(folder / SR_FILE, enforce_file_format=True)
+    save_dicom(sr, folder / SR_FILE)
     if isinstance(images, Future):
         images = images.result()
     scs = write_secondary_captures(analysis, folder / SC_DIR, images=images)

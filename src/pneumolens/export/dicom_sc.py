@@ -27,6 +27,7 @@ from pneumolens.export.dicom_common import (
     require_dicom_source,
     software_versions,
 )
+from pneumolens.export.dicom_encode import save_dicom
 
 if TYPE_CHECKING:
     from pneumolens.analysis import Analysis
@@ -125,7 +126,11 @@ def build_secondary_captures(
                 series_description="pneumolens key images",
             )
             sc.BurnedInAnnotation = "YES"
-            sc.Laterality = None  # Type 2C (General Series): both lungs, no single laterality
+            # General Series (PS3.3 C.7.3.1): the key images show the chest, an unpaired body
+            # part, for which Laterality (Type 2C) is absent, not empty.
+            sc.BodyPartExamined = "CHEST"
+            if "Laterality" in sc:
+                del sc.Laterality
             drop_source_equipment(sc)
             sc.ImageComments = image["caption"][:10240]
             out.append(sc)
@@ -138,6 +143,6 @@ def write_secondary_captures(analysis: Analysis, folder: str | Path, **options) 
     paths = []
     for k, sc in enumerate(build_secondary_captures(analysis, **options), start=1):
         path = folder / f"SC_{k:03d}.dcm"
-        sc.save_as(path, enforce_file_format=True)
+        save_dicom(sc, path)
         paths.append(path)
     return paths

@@ -57,6 +57,7 @@ from pneumolens.export.dicom_common import (
     require_dicom_source,
     software_versions,
 )
+from pneumolens.export.dicom_encode import save_dicom
 from pneumolens.export.dicom_seg import LUNG_CODE, SegmentSpec, segment_specs
 
 if TYPE_CHECKING:
@@ -294,5 +295,5 @@ def build_sr(analysis: Analysis, seg, *, series_uid: str | None = None):
 def write_sr(analysis: Analysis, seg, path: str | Path, **options) -> Path:
     sr = build_sr(analysis, seg, **options)
     path = Path(path)
-    sr.save_as(path, enforce_file_format=True)
+    save_dicom(sr, path)
     return path

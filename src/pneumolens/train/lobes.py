@@ -9,8 +9,13 @@ out of their border (a consolidation the lung mask missed). Loss: soft-target cr
 within each lung plus a per-lobe soft Dice, on lung voxels only.
 
 Split (fixed, by case order): every 10th case (offset 0) is the test set, offset 5 the
-validation set (checkpoint choice), the other 200 train. Runs on one CPU thread with a time
-budget; checkpoints go to ``--out`` (outside git).
+validation set (checkpoint choice), the other 200 train. Cross-validation (``--fold K --folds 5``,
+:func:`fold_cases`): fold K tests on every 5th case (offset K-1; 50 unseen maps, one map per case
+id), chooses its checkpoint on a validation subset of its own training maps, trains on the rest,
+then predicts its test maps at their own 1.5 mm resolution (``heldout.json`` in ``--out``). Fold 1
+tests on the fixed split's test and validation maps, so its training maps are the fixed training
+maps. Runs on one CPU thread with a time budget; checkpoints go to ``--out`` (outside git);
+``--resume`` continues a run that was stopped.
 
 Needs the ``train`` extra (torch, MONAI).
 """
@@ -42,6 +47,24 @@ def split_cases(cases: list[str]) -> dict[str, list[str]]:
     test = [c for i, c in enumerate(cases) if i % 10 == 0]
     val = [c for i, c in enumerate(cases) if i % 10 == 5]
     train = [c for c in cases if c not in set(test) | set(val)]
+    return {"train": train, "val": val, "test": test}
+
+
+def fold_cases(cases: list[str], fold: int, folds: int = 5, *, val_every: int = 8) -> dict[str, list[str]]:
+    """Cross-validation fold ``fold`` (1..``folds``) of the sorted case ids (one lobe map per case id).
+
+    Test = every ``folds``-th case at offset ``fold - 1``; validation (checkpoint choice) = every
+    ``val_every``-th of the remaining cases (offset ``val_every // 2``); training = the others. Over
+    ``fold = 1..folds`` the test sets partition the cases; a fold's test cases are never in its
+    validation or training sets.
+    """
+    if not 1 <= fold <= folds:
+        raise ValueError(f"fold {fold} is not in 1..{folds}")
+    cases = sorted(set(cases))
+    test = [c for i, c in enumerate(cases) if i % folds == fold - 1]
+    rest = [c for i, c in enumerate(cases) if i % folds != fold - 1]
+    val = [c for i, c in enumerate(rest) if i % val_every == val_every // 2]
+    train = [c for i, c in enumerate(rest) if i % val_every != val_every // 2]
     return {"train": train, "val": val, "test": test}
 
 
@@ -170,8 +193,8 @@ def train(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    maps = load_maps(Path(args.data), cache=out / "maps_3mm.npz")
-    split = split_cases(list(maps))
+    maps = load_maps(Path(args.data), cache=Path(args.cache) if args.cache else out / "maps_3mm.npz")
+    split = split_cases(list(maps)) if args.fold is None else fold_cases(list(maps), args.fold, args.folds)
     (out / "split.json").write_text(json.dumps(split, indent=1))
     val_samples = [make_sample(*maps[c], None) for c in split["val"]]
     model = build_model()
@@ -196,6 +219,8 @@ def train(args: argparse.Namespace) -> None:
         return max((time.process_time() - cpu_start) / args.budget_s,
                    (time.time() - start) / max(deadline - start, 1.0))
 
+    if args.fold is not None and (out / "heldout.json").exists():
+        return  # this fold is finished
     while step < total_steps and used() < 1.0:
         model.train()
         batch = [make_sample(*maps[c], rng) for c in rng.choice(split["train"], args.batch)]
@@ -230,6 +255,59 @@ def train(args: argparse.Namespace) -> None:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "best": best, "rng": rng,
                         "elapsed": time.time() - start,
                         "cpu_s": time.process_time() - cpu_start}, ckpt)
+    log.close()
+    if args.fold is not None:
+        t0, c0 = time.time(), time.process_time()
+        rows = evaluate_heldout(out / "best.pt", Path(args.data), split["test"])
+        best_state = torch.load(out / "best.pt", weights_only=False)
+        last = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
+        result = {"fold": args.fold, "folds": args.folds, "n_train": len(split["train"]), "n_val": len(split["val"]),
+                  "n_test": len(split["test"]), "steps": last["step"], "train_cpu_s": last["cpu_s"],
+                  "train_elapsed_s": last["elapsed_s"], "budget_s": args.budget_s, "best_step": best_state["step"],
+                  "best_val": best_state["val"], "eval_cpu_s": round(time.process_time() - c0, 1),
+                  "eval_elapsed_s": round(time.time() - t0, 1), "cases": rows}
+        (out / "heldout.json").write_text(json.dumps(result, indent=1) + "\n")
+        logger.info("fold %d held-out mean Dice %s", args.fold,
+                    {n: round(float(np.nanmean([r["dice"][n] for r in rows])), 4) for n in rows[0]["dice"]})
+
+
+class _TorchRunner:
+    """A torch lobe network behind the ``run`` method of :class:`pneumolens.models` sessions."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model.eval()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+
+def evaluate_heldout(checkpoint: Path, data: Path, cases: list[str]) -> list[dict]:
+    """Per-lobe Dice of ``checkpoint`` on each map of ``cases`` at the map's own resolution (1.5 mm).
+
+    Lungs = union of the map's lobes; the prediction goes through the same path as inference
+    (:func:`pneumolens.anatomy.lobes.lobe_probabilities` and ``labels_from_probabilities``).
+    """
+    from pneumolens.analysis import LOBE_NAMES
+    from pneumolens.anatomy.lobes import labels_from_probabilities, lobe_probabilities
+
+    model = build_model()
+    model.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+    runner = _TorchRunner(model)
+    rows = []
+    for case in cases:
+        truth, affine = read_label_map(data / "maps" / f"{case}.nii.gz")
+        spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
+        lungs = np.where((truth >= 1) & (truth <= 3), 1, np.where(truth >= 4, 2, 0)).astype(np.uint8)
+        prob, centre = lobe_probabilities(lungs == 1, lungs == 2, spacing, runner)
+        pred, confidence = labels_from_probabilities(prob, centre, lungs, spacing)
+        dice = {}
+        for lab, name in LOBE_NAMES.items():
+            a, b = pred == lab, truth == lab
+            s = int(a.sum() + b.sum())
+            dice[name] = round(2.0 * int((a & b).sum()) / s, 5) if s else float("nan")
+        rows.append({"case": case, "dice": dice, "confidence": {k: round(v, 4) for k, v in confidence.items()}})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,17 +322,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--cache", default=None, help="npz cache of the 3 mm maps (default: in --out)")
+    p.add_argument("--fold", type=int, default=None, help="cross-validation fold to train and test (1..--folds)")
+    p.add_argument("--folds", type=int, default=5, help="number of cross-validation folds")
     p.add_argument("--export", type=Path, default=None, metavar="CHECKPOINT",
                    help="export this checkpoint to --onnx (with its sidecar) instead of training")
+    p.add_argument("--version", default="1.0.0", help="model version written to the sidecar on --export")
     p.add_argument("--onnx", type=Path, default=Path("src/pneumolens/models/weights/lobes_unet3d.onnx"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.export is not None:
         split = json.loads((args.export.parent / "split.json").read_text())
-        summary = {"lobe_label_maps": {k: len(v) for k, v in split.items()},
-                   "split": "sorted case ids: test every 10th (offset 0), validation every 10th (offset 5)",
+        text = "sorted case ids: test every 10th (offset 0), validation every 10th (offset 5)"
+        if args.fold is not None:
+            text = (f"cross-validation fold {args.fold} of {args.folds} (fold_cases): test every {args.folds}th sorted "
+                    f"case id (offset {args.fold - 1}), validation every 8th of the others (offset 4)")
+        summary = {"lobe_label_maps": {k: len(v) for k, v in split.items()}, "split": text,
                    "licence": "TotalSegmentator data set CC BY 4.0 upstream (see docs/models/lobes_unet3d.md)"}
-        meta = export(args.export, args.onnx, data_summary=summary)
+        meta = export(args.export, args.onnx, data_summary=summary, version=args.version)
         print(json.dumps({k: meta[k] for k in ("name", "sha256", "checkpoint_step", "onnx_vs_torch_max_abs_diff")}))
         return 0
     train(args)
