@@ -139,7 +139,7 @@ def test_effusion_is_a_dependent_layer_of_known_volume(phantom_3d) -> None:
     ph = phantom_3d
     lung = ph.lung_labels == 1
     out = insert_effusion_3d(ph.volume, lung, spacing=ph.spacing, rng=np.random.default_rng(0))
-    assert out.mask.any() and not (out.mask & ~lung).any()
+    assert out.mask.any() and not (out.mask & ~lung).any()  # the phantom's lung mask reaches the wall
     assert out.volume_ml == pytest.approx(out.mask.sum() * np.prod(ph.spacing) / 1000)
     assert -40 < out.hu[out.mask].mean() < 60  # water density
     ys = np.nonzero(out.mask)[1]
@@ -148,6 +148,30 @@ def test_effusion_is_a_dependent_layer_of_known_volume(phantom_3d) -> None:
     lung_z = np.flatnonzero(lung.any(axis=(1, 2)))
     assert zs[0] == lung_z[0] and zs[-1] < lung_z[0] + 0.8 * (lung_z[-1] - lung_z[0])  # from the base up
     np.testing.assert_array_equal(out.hu[~out.mask], ph.volume[~out.mask])
+
+
+def test_effusion_fills_the_aerated_rim_between_lung_mask_and_wall(phantom_3d) -> None:
+    """Free fluid lies against the parietal pleura: the partly aerated voxels a lung mask leaves
+    against the chest wall are fluid too (and counted in the volume); the random stream is the
+    same with or without a rim."""
+    from scipy import ndimage as ndi
+
+    from pneumolens.train.insertion import insert_effusion_3d
+
+    ph = phantom_3d
+    lung = ph.lung_labels == 1
+    mask = ndi.binary_erosion(lung, structure=ndi.generate_binary_structure(3, 1)[1:2])  # 1 voxel short in-plane
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    walled = np.where(lung & ~mask, 40, ph.volume)  # the same mask, no aerated rim
+    no_rim = insert_effusion_3d(walled, mask, spacing=ph.spacing, rng=rng_a)
+    short = insert_effusion_3d(ph.volume, mask, spacing=ph.spacing, rng=rng_b)
+    assert not (no_rim.mask & ~mask).any()
+    rim = short.mask & ~mask
+    assert rim.any() and (ph.volume[rim] < -200).all()  # only aerated voxels outside the mask
+    assert not (short.mask & ~lung).any()  # never beyond the real lung (the wall)
+    assert short.volume_ml == pytest.approx(short.mask.sum() * np.prod(ph.spacing) / 1000)
+    assert (short.hu[rim] > -60).all()  # fluid there
+    assert rng_a.random() == rng_b.random()  # same draws after the effusion
 
 
 def test_nodules_and_forced_kind(phantom_3d) -> None:
