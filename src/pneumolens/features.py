@@ -981,8 +981,15 @@ def detect_effusion(
     fluid &= ~_between_lungs(lung_r, lung_l, hu > BONE_HU)
     # Fluid-density lung: consolidation around air bronchograms (or an organ under a lung
     # crescent) has air behind it; free fluid does not.
-    air = block_mean(sub_hu < AIR_HU, factors) >= AIR_BLOCK_FRACTION
-    aerated_behind = _air_behind(air, bone, inside, round(AIR_BEHIND_MM / work_sp[1]))
+    # (Only around the candidates, grown by the redraw's 2 voxels and the reach behind them.)
+    aerated_behind = np.zeros(fluid.shape, dtype=bool)
+    air_reach = max(1, round(AIR_BEHIND_MM / work_sp[1]))
+    near = bbox(fluid, margin=(0, 2, 2))
+    if near is not None:
+        near = (near[0], slice(near[1].start, min(fluid.shape[1], near[1].stop + air_reach)), near[2])
+        full_near = tuple(slice(s.start * f, s.stop * f) for s, f in zip(near, factors))
+        air = block_mean(sub_hu[full_near] < AIR_HU, factors) >= AIR_BLOCK_FRACTION
+        aerated_behind[near] = _air_behind(air, bone[near], inside[near], air_reach)
     fluid &= ~aerated_behind
     if not fluid.any():
         return empty
