@@ -1059,7 +1059,8 @@ def detect_effusion(
     full = np.zeros(volume.shape, dtype=bool)
     full[box] = side_full > 0
     voxel_ml = float(np.prod(sp)) / 1000.0
-    depth = ndimage.distance_transform_edt(keep > 0, sampling=work_sp)
+    kept = bbox(keep > 0, margin=(1, 1, 1))  # the distance transform only around the collection
+    depth = ndimage.distance_transform_edt(keep[kept] > 0, sampling=work_sp)
     return Effusion(
         detected=True,
         volume_ml=float(np.count_nonzero(full)) * voxel_ml,
