@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
 
     from pneumolens.config import Config
-    from pneumolens.export.dicom_sc import build_secondary_captures
     from pneumolens.export.dicom_encode import save_dicom
+    from pneumolens.export.dicom_sc import build_secondary_captures
     from pneumolens.export.dicom_seg import build_seg
     from pneumolens.export.dicom_sr import build_sr
     from pneumolens.export.outputs import write_outputs

@@ -47,7 +47,7 @@ def table(new: dict, old: dict, names: tuple[str, str]) -> str:
         if x is None or y is None:
             continue
         d = dice_difference_bootstrap(np.array(x["per_slice_counts"]), np.array(y["per_slice_counts"]))
-        ci = lambda r, k: f"[{r[k][0]:.3f}, {r[k][1]:.3f}]"  # noqa: E731
+        ci = lambda r, k: f"[{r[k][0]:.3f}, {r[k][1]:.3f}]"
         lines.append(
             f"| {label} | {len(x['per_slice_counts'])} | {x['pooled']:.3f} {ci(x, 'pooled_ci95')} | "
             f"{y['pooled']:.3f} {ci(y, 'pooled_ci95')} | {d['difference']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}] | "

@@ -25,16 +25,26 @@ def shared_data() -> Path:
     return path
 
 
+def system_executable(name: str) -> str | None:
+    """``shutil.which(name)`` on ``$PATH`` without the running Python environment's scripts folder."""
+    import shutil
+    import sys
+
+    own = {Path(sys.prefix, "bin").resolve(), Path(sys.executable).parent.resolve()}
+    folders = [f for f in os.environ.get("PATH", os.defpath).split(os.pathsep) if f and Path(f).resolve() not in own]
+    return shutil.which(name, path=os.pathsep.join(folders))
+
+
 def require_executable(name: str, *, why: str) -> str:
     """Path of the system program ``name``; skips the test when it is absent.
 
     CI sets ``PNEUMOLENS_REQUIRE_SERVICES=1`` (its ``.ci/run`` installs Orthanc, Chromium,
     dicom3tools): there a missing program fails the test instead of skipping it, so a broken
-    install cannot pass as a skip.
+    install cannot pass as a skip. The Python environment's own scripts folder is not searched:
+    pynetdicom 3 installs Python look-alikes of dcmtk's ``storescu``/``findscu`` there, with other
+    options, and an activated venv would put them first.
     """
-    import shutil
-
-    path = shutil.which(name)
+    path = system_executable(name)
     if path is None:
         message = f"{name} not installed ({why}); .ci/run installs it from .ci/apt.d/"
         if os.environ.get("PNEUMOLENS_REQUIRE_SERVICES") == "1":

@@ -223,7 +223,8 @@ def storescu(folder: Path, port: int, *, calling: str = "MODALITY", called: str 
 def storescu_start(folder: Path, port: int, *, calling: str = "MODALITY", called: str = "PNEUMOLENS",
                    options: Sequence[str] = ()):
     """Start storescu on ``folder`` (see :func:`storescu`); returns the process."""
-    return subprocess.Popen(["storescu", "-aet", calling, "-aec", called, "+sd", "+r", *options, "127.0.0.1",
+    program = require_executable("storescu", why="dcmtk sends the images as a modality would")
+    return subprocess.Popen([program, "-aet", calling, "-aec", called, "+sd", "+r", *options, "127.0.0.1",
                              str(port), str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TCP_NODELAY": "1"})
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from servicekit import REPO, TOKEN
 
 from pneumolens.errors import InputError
 from pneumolens.service.config import load_config
-from servicekit import REPO, TOKEN
 
 
 def test_the_documented_example_loads(tmp_path, monkeypatch):

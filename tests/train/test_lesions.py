@@ -15,8 +15,8 @@ pytest.importorskip("monai", reason="training needs the 'train' extra (monai)")
 from pneumolens import models
 from pneumolens.errors import InputError, ModelError
 from pneumolens.train.config import load_config
-from pneumolens.train.export import MAX_ABS_DIFF, export_recipe
 from pneumolens.train.data import ZENODO_HOLDOUT_START
+from pneumolens.train.export import MAX_ABS_DIFF, export_recipe
 from pneumolens.train.lesions import lesion_loss, train
 
 REPO = Path(__file__).resolve().parents[2]

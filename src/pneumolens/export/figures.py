@@ -68,7 +68,6 @@ def render_view(
     (row spacing / column spacing), a title band on top and R/L markers (patient right on the
     image left).
     """
-    from PIL import Image, ImageDraw
     from scipy import ndimage
 
     if flip_vertical:  # coronal: put superior at the top
@@ -82,19 +81,30 @@ def render_view(
     lung = np.asarray(lung_mask, bool)
     if lung.any():
         rgb[lung & ~ndimage.binary_erosion(lung)] = OUTLINE_RGB
+    canvas, _, _, _ = _framed(rgb, pixel_aspect, title, resample="bilinear")
+    return _png(canvas)
+
+
+def _framed(rgb: np.ndarray, pixel_aspect: float, title: str | None, *, resample: str, legend_px: int = 0):
+    """The RGB picture scaled to the report's width (true pixel aspect) on a black canvas with a
+    title band, R/L side marks and ``legend_px`` free rows below; returns (canvas, draw, title
+    band height, picture height)."""
+    from PIL import Image, ImageDraw
+
     picture = Image.fromarray(rgb.astype(np.uint8), "RGB")
-    rows, cols = lung.shape
+    rows, cols = rgb.shape[:2]
     height = max(1, round(IMAGE_WIDTH_PX * rows * pixel_aspect / max(cols, 1)))
-    picture = picture.resize((IMAGE_WIDTH_PX, height), Image.Resampling.BILINEAR)
+    method = Image.Resampling.BILINEAR if resample == "bilinear" else Image.Resampling.NEAREST
+    picture = picture.resize((IMAGE_WIDTH_PX, height), method)
     band = 16 if title else 0
-    canvas = Image.new("RGB", (IMAGE_WIDTH_PX, height + band), "black")
+    canvas = Image.new("RGB", (IMAGE_WIDTH_PX, height + band + legend_px), "black")
     canvas.paste(picture, (0, band))
     draw = ImageDraw.Draw(canvas)
     if title:
         _text(draw, (4, 2), title, "white")
     _text(draw, (3, band + height // 2 - 5), "R", "white")
     _text(draw, (IMAGE_WIDTH_PX - 10, band + height // 2 - 5), "L", "white")
-    return _png(canvas)
+    return canvas, draw, band, height
 
 
 def render_profile(z_mm: np.ndarray, lung_ml: np.ndarray, lesion_ml: np.ndarray) -> bytes:
@@ -159,7 +169,6 @@ def render_regions_view(
     consolidation (red) are blended over the regions and outlined in white, so the lobe that
     holds a lesion can be read; a legend of the region names runs along the bottom.
     """
-    from PIL import Image, ImageDraw
     from scipy import ndimage
 
     if flip_vertical:
@@ -182,18 +191,7 @@ def render_regions_view(
     lesion = lesions > 0
     if lesion.any():
         rgb[lesion & ~ndimage.binary_erosion(lesion)] = (255, 255, 255)
-    picture = Image.fromarray(rgb.astype(np.uint8), "RGB")
-    rows, cols = regions.shape
-    height = max(1, round(IMAGE_WIDTH_PX * rows * pixel_aspect / max(cols, 1)))
-    picture = picture.resize((IMAGE_WIDTH_PX, height), Image.Resampling.NEAREST)
-    band, legend = (16 if title else 0), 16
-    canvas = Image.new("RGB", (IMAGE_WIDTH_PX, height + band + legend), "black")
-    canvas.paste(picture, (0, band))
-    draw = ImageDraw.Draw(canvas)
-    if title:
-        _text(draw, (4, 2), title, "white")
-    _text(draw, (3, band + height // 2 - 5), "R", "white")
-    _text(draw, (IMAGE_WIDTH_PX - 10, band + height // 2 - 5), "L", "white")
+    canvas, draw, band, height = _framed(rgb, pixel_aspect, title, resample="nearest", legend_px=16)
     step = IMAGE_WIDTH_PX // max(len(colours), 1)
     for i, (label, colour) in enumerate(colours.items()):
         x, y = 4 + i * step, band + height + 3

@@ -146,7 +146,7 @@ def evaluate_training_and_validation(model: models.Model, root: Path, *, train_s
     train_idx, val_idx = D.split_block(D.zenodo_indices(root, holdout=False), ZENODO_VALIDATION)
     medseg_val = D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], MEDSEG_VALIDATION)[1]
     return {
-        "zenodo_training_every_%d" % train_step: evaluate_zenodo(model, root, indices=train_idx[::train_step]),
+        f"zenodo_training_every_{train_step}": evaluate_zenodo(model, root, indices=train_idx[::train_step]),
         "zenodo_validation": evaluate_zenodo(model, root, indices=val_idx),
         "medseg_validation": evaluate_medseg(model, root, stems=[str(s) for s in medseg_val]),
     }

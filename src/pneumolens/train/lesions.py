@@ -303,7 +303,7 @@ class _StopRequest:
         self.requested = False
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> _StopRequest:
+    def __enter__(self) -> _StopRequest:  # noqa: PYI034 - typing.Self needs Python 3.11
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)
