@@ -17,7 +17,8 @@ fold, the variant with the highest mean of lobes on the validation maps is chose
 the plain arg-max only if it beats it there by at least :data:`MIN_GAIN` (a smaller gain is not
 worth a change of the product's inference path, and is below what 25 maps can resolve).
 ``test`` applies each fold's best validation variant and the plain arg-max to its 50 test maps
-(one network run per map, plus the shift runs when a chosen variant averages them).
+(one network run per map, plus the shift runs when a chosen variant averages them); per-map
+Dice go to ``docs/models/lobes_unet3d_records/cv_postproc_test_cases.jsonl``.
 """
 
 from __future__ import annotations
@@ -272,7 +273,9 @@ def test(validation: dict) -> dict:
     out["best_minus_argmax_mean_of_lobes"] = {
         "mean": float(np.nanmean(diff, axis=0).mean()),
         "bootstrap_95": [float(x) for x in np.percentile(np.nanmean(diff[idx], axis=1).mean(axis=1), [2.5, 97.5])]}
-    out["lobes"], out["cases"] = LOBES, per_case
+    records = lobes_cv.RECORDS / "cv_postproc_test_cases.jsonl"
+    records.write_text("".join(json.dumps(row) + "\n" for row in per_case))
+    out["cases"] = f"{records.relative_to(REPO)} (per map, Dice {', '.join(LOBES)})"
     return out
 
 
