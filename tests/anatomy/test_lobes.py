@@ -12,9 +12,12 @@ from pneumolens.anatomy.lobes import (
     CONVENTIONS,
     LOBE_NAMES,
     external_lobes,
+    keep_largest_components,
+    labels_from_probabilities,
     lung_zones,
     predict_lobes,
     read_label_map,
+    smooth_probabilities,
 )
 from pneumolens.errors import InputError
 from pneumolens.export.nifti import write_mask_nifti
@@ -151,6 +154,81 @@ def test_lung_input_is_centred_and_keeps_volume():
     # Right lung on the low-x side of the grid (canonical x runs patient right -> left).
     xs = np.arange(GRID_SHAPE[2])
     assert (x[0].sum(axis=(0, 1)) * xs).sum() / x[0].sum() < (x[1].sum(axis=(0, 1)) * xs).sum() / x[1].sum()
+
+
+def test_lung_input_offset_moves_the_grid_by_that_many_millimetres():
+    phantom, _ = _phantom()
+    right, left = phantom.lung_labels == RIGHT_LUNG, phantom.lung_labels == LEFT_LUNG
+    x, centre = lung_input(right, left, phantom.spacing)
+    moved, moved_centre = lung_input(right, left, phantom.spacing, offset_mm=(0.0, 0.0, 5.0))
+    assert np.allclose(moved_centre - centre, (0.0, 0.0, 5.0))
+    # One 5 mm grid voxel along x: the moved grid's voxel k sees what voxel k + 1 saw.
+    assert np.allclose(moved[..., :-1], x[..., 1:], atol=1e-5)
+
+
+def _two_lobe_probabilities(shape=(12, 10, 10)) -> np.ndarray:
+    """``(5, *shape)`` probabilities: right lung RUL above z = 6, RLL below, RML nowhere; left LUL/LLL alike."""
+    p = np.zeros((5,) + shape, dtype=np.float32)
+    upper = (np.arange(shape[0]) >= 6)[:, None, None] * np.ones(shape, dtype=bool)
+    p[0], p[1], p[2] = np.where(upper, 0.8, 0.1), 0.1, np.where(upper, 0.1, 0.8)
+    p[3], p[4] = np.where(upper, 0.9, 0.1), np.where(upper, 0.1, 0.9)
+    return p
+
+
+def test_keep_largest_components_gives_islands_to_the_most_probable_touching_lobe():
+    p = _two_lobe_probabilities()
+    lung = np.ones(p.shape[1:], dtype=bool)
+    lung[:, :, 8:] = False
+    lung[0:2, 0:2, 9] = True  # a separate little piece of lung beyond a gap
+    labels = np.where(p[0] > p[2], 1, 3).astype(np.uint8)
+    labels[2:4, 2:4, 2:4] = 1  # an RUL island inside the RLL
+    labels[6, 5, 5] = 2  # an RML speck at the RUL/RLL border, where RLL is the more probable
+    p[2][6, 5, 5], p[0][6, 5, 5] = 0.6, 0.3
+    labels[9:11, 2:4, 2:4] = 2  # the RML's largest piece, inside the RUL: kept
+    labels[0:2, 0:2, 9] = 1  # an RUL piece alone in the separate bit of lung, touching no other lobe: kept
+    out = keep_largest_components(labels, lung, p, (1, 2, 3), connectivity=6)
+    assert np.all(out[2:4, 2:4, 2:4] == 3)
+    assert out[6, 5, 5] == 3
+    assert np.all(out[9:11, 2:4, 2:4] == 2)
+    assert np.all(out[0:2, 0:2, 9] == 1)
+    assert np.array_equal(out[~lung], labels[~lung])
+    assert labels[2, 2, 2] == 1  # input not modified
+
+
+def test_largest_component_cleanup_leaves_one_piece_per_lobe():
+    from scipy import ndimage
+
+    p = _two_lobe_probabilities((20, 16, 24))
+    p[0][3:5, 4:6, 4:6], p[2][3:5, 4:6, 4:6] = 0.85, 0.05  # a small RUL-probable island low in the right lung
+    lungs = np.zeros(p.shape[1:], dtype=np.uint8)
+    lungs[:, 2:14, 2:11], lungs[:, 2:14, 13:22] = RIGHT_LUNG, LEFT_LUNG
+    centre = np.array([(n - 1) / 2.0 * 5.0 for n in p.shape[1:]])
+    grid = np.zeros((5,) + GRID_SHAPE, dtype=np.float32)
+    sl = tuple(slice((g - n) // 2, (g - n) // 2 + n) for g, n in zip(GRID_SHAPE, p.shape[1:]))
+    grid[(slice(None),) + sl] = p
+    grid[(slice(0, 3),)] += (grid[0:3].sum(axis=0) == 0) / 3.0
+    grid[(slice(3, 5),)] += (grid[3:5].sum(axis=0) == 0) / 2.0
+    plain, _ = labels_from_probabilities(grid, centre, lungs, (5.0, 5.0, 5.0))
+    cleaned, confidence = labels_from_probabilities(grid, centre, lungs, (5.0, 5.0, 5.0), cleanup="6")
+    assert ndimage.label(plain == 1)[1] == 2
+    for lobe in (1, 3, 4, 5):
+        assert ndimage.label(cleaned == lobe)[1] == 1
+    assert np.all(cleaned[3:5, 4:6, 4:6] == 3)
+    assert np.array_equal(cleaned > 0, lungs > 0)
+    assert all(0.0 < c <= 1.0 for c in confidence.values() if np.isfinite(c))
+
+
+def test_smoothing_keeps_each_lung_a_partition_of_unity():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 8, 9, 10)).astype(np.float32)
+    from pneumolens.anatomy.lobes import side_softmax
+
+    prob = side_softmax(logits)
+    smooth = smooth_probabilities(prob, 10.0)
+    assert np.allclose(smooth[0:3].sum(axis=0), 1.0, atol=1e-5)
+    assert np.allclose(smooth[3:5].sum(axis=0), 1.0, atol=1e-5)
+    assert smooth.std() < prob.std()
+    assert smooth_probabilities(prob, 0.0) is prob
 
 
 def test_model_lobes_partition_each_lung():

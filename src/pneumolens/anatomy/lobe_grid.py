@@ -81,15 +81,17 @@ def reduce_masks(
 
 
 def lung_input(
-    right: np.ndarray, left: np.ndarray, spacing: Sequence[float]
+    right: np.ndarray, left: np.ndarray, spacing: Sequence[float], *, offset_mm: Sequence[float] = (0.0, 0.0, 0.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Network input ``(2, *GRID_SHAPE)`` (right, left lung fractions) and the grid centre (mm).
 
     ``right``/``left`` are boolean ``[z, y, x]`` masks on a grid of ``spacing`` mm. Only the
     lungs' bounding box is reduced and resampled (positions stay relative to voxel ``(0, 0, 0)``).
+    The grid is centred on the lungs' bounding box, moved by ``offset_mm`` (``(z, y, x)``; a
+    shifted view of the same lungs, for test-time averaging).
     """
     union = right | left
-    centre = lungs_centre_mm(union, spacing)
+    centre = lungs_centre_mm(union, spacing) + np.asarray(offset_mm, dtype=float)
     idx = [np.flatnonzero(union.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
     box = tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
     origin_mm = np.array([b.start * s for b, s in zip(box, spacing)])
