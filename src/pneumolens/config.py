@@ -30,6 +30,9 @@ class Config:
         Optional path to other ONNX lesion weights (``--weights``).
     threads
         Threads for onnxruntime inference (0 = onnxruntime's default, all cores).
+    lesion_tta
+        Flip test-time augmentation of the lesion model (the default; ``--no-tta`` turns it off:
+        half the network time, lower Dice; model card).
     regions
         How the lungs are divided for per-region findings and scores: ``"lobes"`` (the shipped
         lobe model, or ``lobes_file``), ``"zones"`` (thirds of each lung by volume) or ``"none"``.
@@ -49,6 +52,7 @@ class Config:
     method: Method = DEFAULT_METHOD
     lesion_weights: Path | None = None
     threads: int = 0
+    lesion_tta: bool = True
     regions: RegionChoice = "lobes"
     lobes_file: Path | None = None
     lobes_convention: str = "auto"

@@ -100,7 +100,7 @@ def analyze(
         found = segment_lungs(scan.volume, scan.spacing) if lungs is None else lungs
     with timer.stage("lesions"):
         # Only the model has a thread pool (onnxruntime); the density method is numpy/scipy.
-        options = {"threads": config.threads} if config.method == "model" else {}
+        options = {"threads": config.threads, "flip_tta": config.lesion_tta} if config.method == "model" else {}
         evidence = predict_lesions(
             scan.volume, scan.spacing, found, method=config.method, weights=config.lesion_weights, **options
         )

@@ -87,6 +87,22 @@ def test_slice_images_keep_their_shape(model) -> None:
         segment_slice_images([np.zeros((2, 8, 8))], weights=model)
 
 
+def test_flip_tta_averages_the_mirrored_prediction_and_is_mirror_symmetric(model) -> None:
+    from pneumolens.lesions.model import _run_batches
+
+    rng = np.random.default_rng(1)
+    size = model.preprocessing.size
+    x = rng.random((3, size, size), dtype=np.float32)
+    plain = _run_batches(model, x, 2, flip_tta=False)
+    mirrored = _run_batches(model, np.ascontiguousarray(x[..., ::-1]), 2, flip_tta=False)[..., ::-1]
+    tta = _run_batches(model, x, 2)
+    np.testing.assert_allclose(tta, (plain + mirrored) / 2, atol=1e-6)
+    assert not np.allclose(tta, plain, atol=1e-4), "the mirrored pass changes the result"
+    # A mirrored slice gets the mirrored prediction (exactly: the two passes swap places).
+    tta_of_mirror = _run_batches(model, np.ascontiguousarray(x[..., ::-1]), 2)
+    np.testing.assert_allclose(tta_of_mirror, tta[..., ::-1], atol=1e-6)
+
+
 # ------------------------------------------------------------------ real data
 # Floors slightly below the values measured on 2026-11-30 (docs/models/lesion_unet2d.md):
 # phantom seed 3 Dice 0.54, 50 % of its detected consolidation labelled consolidation; Zenodo

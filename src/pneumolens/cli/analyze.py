@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dicom:
         _check_dicom_input(args.input)
     config = Config(
-        method=_method(args), lesion_weights=args.weights, threads=args.threads,
+        method=_method(args), lesion_weights=args.weights, threads=args.threads, lesion_tta=not args.no_tta,
         classifier=_classifier(args), triage=_triage(args.triage),
         regions=args.regions, lobes_file=_lobes_file(args), lobes_convention=args.lobes_convention,
     )

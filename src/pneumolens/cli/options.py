@@ -21,13 +21,15 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--weights FILE`` (other ONNX weights with their sidecar) and ``--threads N``."""
+    """``--weights FILE`` (other ONNX weights with their sidecar), ``--threads N`` and ``--no-tta``."""
     parser.add_argument(
         "--weights", type=Path, default=None, metavar="FILE",
         help="other ONNX lesion weights, with their .json sidecar beside them",
     )
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="threads for model inference (0: all cores)")
+    parser.add_argument("--no-tta", action="store_true",
+                        help="no flip test-time augmentation of the lesion model (half its time, lower Dice)")
 
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         chunk = 32  # bounded memory on large folders
         for i in range(0, len(files), chunk):
             batch = files[i : i + chunk]
-            results = segment_slice_images([read_image(p) for p in batch], weights=model, threshold=args.threshold)
+            results = segment_slice_images([read_image(p) for p in batch], weights=model, threshold=args.threshold,
+                                           flip_tta=not args.no_tta)
             for path, res in zip(batch, results):
                 mask_name = f"{path.stem}.png"
                 Image.fromarray(res.labels).save(tmp / mask_name)

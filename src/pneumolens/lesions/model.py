@@ -42,11 +42,21 @@ def _model(weights: str | Path | models.Model | None, threads: int) -> models.Mo
     return models.load(weights or models.LESION_MODEL, threads=threads)
 
 
-def _run_batches(model: models.Model, inputs: np.ndarray, batch_size: int) -> np.ndarray:
-    """Probabilities ``(N, 3, S, S)`` of prepared inputs ``(N, S, S)``."""
+def _run_batches(model: models.Model, inputs: np.ndarray, batch_size: int, *, flip_tta: bool = True) -> np.ndarray:
+    """Probabilities ``(N, 3, S, S)`` of prepared inputs ``(N, S, S)``.
+
+    ``flip_tta``: averaged with the prediction on the left-right mirrored slices, mirrored back
+    (test-time augmentation; training mirrors slices too). It costs a second network pass and
+    measured better on every held-out block, on normal lungs and on P002 (model card, "Flip
+    test-time augmentation").
+    """
     out = np.empty((inputs.shape[0], 3) + inputs.shape[1:], dtype=np.float32)
     for i in range(0, inputs.shape[0], batch_size):
-        out[i : i + batch_size] = model.run(inputs[i : i + batch_size, None])
+        batch = inputs[i : i + batch_size, None]
+        out[i : i + batch_size] = model.run(batch)
+        if flip_tta:
+            mirrored = model.run(np.ascontiguousarray(batch[..., ::-1]))[..., ::-1]
+            out[i : i + batch_size] = (out[i : i + batch_size] + mirrored) / 2.0
     return out
 
 
@@ -69,6 +79,7 @@ def predict_lesions_model(
     min_component_ml: float = 0.02,
     batch_size: int = 16,
     threads: int = 0,
+    flip_tta: bool = True,
 ) -> LesionEvidence:
     """Lesion probabilities and classes of the U-Net over the lung box, not yet restricted to the lungs.
 
@@ -97,6 +108,8 @@ def predict_lesions_model(
         Slices per onnxruntime call.
     threads
         onnxruntime threads (0 = its default), used when ``weights`` is not a loaded model.
+    flip_tta
+        Average with the prediction on left-right mirrored slices (twice the network time).
 
     Returns
     -------
@@ -123,7 +136,7 @@ def predict_lesions_model(
     box = pp.square_box(lung[zs], margin=prep.box_margin)
     z0, z1 = int(zs[0]), int(zs[-1]) + 1
     inputs = np.stack([prep.prepare_slice(pp.window_hu(vol[z], prep.hu_window), box) for z in range(z0, z1)])
-    prob = _run_batches(model, inputs, batch_size)  # (Z', 3, S, S)
+    prob = _run_batches(model, inputs, batch_size, flip_tta=flip_tta)  # (Z', 3, S, S)
     sigma = z_sigma_mm / float(spacing[0])
     if sigma > 0:
         prob = ndimage.gaussian_filter1d(prob, sigma, axis=0, mode="nearest", truncate=2.0)
@@ -183,13 +196,15 @@ def rough_lung_mask_8bit(image01: np.ndarray) -> np.ndarray:
 
 
 def predict_slices(
-    model: models.Model, images01: Sequence[np.ndarray], boxes: Sequence[pp.Box], *, batch_size: int = 16
+    model: models.Model, images01: Sequence[np.ndarray], boxes: Sequence[pp.Box], *, batch_size: int = 16,
+    flip_tta: bool = True,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(P(GGO), P(consolidation))`` of each ``[0, 1]`` image, on the image's own grid."""
     if not images01:
         return []
     prep = model.preprocessing
-    prob = _run_batches(model, np.stack([prep.prepare_slice(im, b) for im, b in zip(images01, boxes)]), batch_size)
+    inputs = np.stack([prep.prepare_slice(im, b) for im, b in zip(images01, boxes)])
+    prob = _run_batches(model, inputs, batch_size, flip_tta=flip_tta)
     return [
         tuple(pp.uncrop(pp.resize(p[c], box.side, order=1), box, im.shape) for c in (GGO, CONSOLIDATION))
         for im, box, p in zip(images01, boxes, prob)
@@ -212,6 +227,7 @@ def segment_slice_images(
     threshold: float = DEFAULT_THRESHOLD,
     batch_size: int = 16,
     threads: int = 0,
+    flip_tta: bool = True,
 ) -> list[SliceResult]:
     """Segment lesions in 2D slice images (lung window, grey levels scaled to ``[0, 1]``).
 
@@ -221,6 +237,8 @@ def segment_slice_images(
         ``(Y, X)`` grey images in ``[0, 1]``.
     boxes
         Crop boxes (e.g. from known lung masks); :func:`slice_box` of each image when ``None``.
+    flip_tta
+        Average with the prediction on the mirrored images (see :func:`predict_lesions_model`).
 
     Returns
     -------
@@ -235,7 +253,7 @@ def segment_slice_images(
     margin = model.preprocessing.box_margin
     boxes = [slice_box(im, margin=margin) for im in images01] if boxes is None else list(boxes)
     results = []
-    for p_ggo, p_cons in predict_slices(model, images01, boxes, batch_size=batch_size):
+    for p_ggo, p_cons in predict_slices(model, images01, boxes, batch_size=batch_size, flip_tta=flip_tta):
         p_les = np.clip(p_ggo + p_cons, 0.0, 1.0).astype(np.float32)
         results.append(SliceResult(labels=_labels_from(p_les, p_ggo, p_cons, threshold), probability=p_les))
     return results
