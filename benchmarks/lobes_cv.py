@@ -1,11 +1,14 @@
 """Pool the lobe model's cross-validation folds into per-lobe Dice over all held-out maps.
 
     python benchmarks/lobes_cv.py [--runs /work/runs/lobes_cv] [--out benchmarks/results_lobes_cv.json]
+    python benchmarks/lobes_cv.py --prefix cv1400 --runs /work/runs/lobes_cv_long --out benchmarks/results_lobes_cv1400.json
 
 Each fold was trained and tested by ``python -m pneumolens.train.lobes --fold K --folds 5`` (its
 ``heldout.json``: per-case per-lobe Dice of the fold's checkpoint on its 50 unseen maps at 1.5 mm).
 With ``--runs`` the fold records (``train_log.jsonl``, ``heldout.json``) are first copied to
-``docs/models/lobes_unet3d_records/cv_fold{K}_*``; the summary is then computed from those records.
+``docs/models/lobes_unet3d_records/{prefix}_fold{K}_*`` (prefix ``cv``: the first cross-validation,
+327-518 CPU-s of training per fold; ``cv1400``: the second, 1400 CPU-s per fold); the summary is
+then computed from those records.
 
 Reported: per lobe, mean / s.d. / median / min over the pooled held-out maps; the mean of the
 five lobes with a 95 % case bootstrap interval (percentile, 2000 resamples of the maps) and the
@@ -28,12 +31,12 @@ RECORDS = REPO / "docs" / "models" / "lobes_unet3d_records"
 LOBES = ("RUL", "RML", "RLL", "LUL", "LLL")
 
 
-def copy_records(runs: Path) -> None:
+def copy_records(runs: Path, prefix: str = "cv") -> None:
     for fold_dir in sorted(runs.glob("fold_*")):
         k = fold_dir.name.split("_")[1]
         for name in ("train_log.jsonl", "heldout.json"):
             if (fold_dir / name).exists():
-                shutil.copyfile(fold_dir / name, RECORDS / f"cv_fold{k}_{name}")
+                shutil.copyfile(fold_dir / name, RECORDS / f"{prefix}_fold{k}_{name}")
 
 
 def per_lobe(dice: np.ndarray) -> dict:
@@ -54,10 +57,10 @@ def bootstrap_mean_of_lobes(dice: np.ndarray, reps: int = 2000, seed: int = 0) -
     return float(lo), float(hi)
 
 
-def summarise(fixed_test: set[str] | None = None) -> dict:
-    folds = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("cv_fold*_heldout.json"))]
+def summarise(fixed_test: set[str] | None = None, prefix: str = "cv") -> dict:
+    folds = [json.loads(p.read_text()) for p in sorted(RECORDS.glob(f"{prefix}_fold*_heldout.json"))]
     if not folds:
-        raise SystemExit(f"no cv_fold*_heldout.json in {RECORDS}")
+        raise SystemExit(f"no {prefix}_fold*_heldout.json in {RECORDS}")
     rows, per_fold = [], []
     for f in folds:
         d = np.array([[c["dice"][n] for n in LOBES] for c in f["cases"]], dtype=float)
@@ -92,15 +95,16 @@ def main() -> None:
     p.add_argument("--runs", type=Path, default=None, help="copy fold records from this run folder first")
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "lobe_label_maps")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results_lobes_cv.json")
+    p.add_argument("--prefix", default="cv", help="record names: {prefix}_fold{K}_heldout.json (cv, cv1400)")
     args = p.parse_args()
     if args.runs is not None:
-        copy_records(args.runs)
+        copy_records(args.runs, args.prefix)
     from pneumolens.train.lobes import split_cases
 
     fixed = None
     if (args.data / "maps").is_dir():
         fixed = set(split_cases([q.name.split(".")[0] for q in (args.data / "maps").glob("*.nii.gz")])["test"])
-    res = summarise(fixed)
+    res = summarise(fixed, args.prefix)
     args.out.write_text(json.dumps(res, indent=1) + "\n")
     pooled = res["pooled"]
     print(f"{res['folds_done']} of {res['folds_planned']} folds, {res['n_maps']} held-out maps")
