@@ -35,6 +35,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def fresh_memory_cost() -> float:
+    """Seconds per GB to touch fresh memory in a new process, measured right after a run: how
+    expensive this (virtual) machine's page faults are at the moment. On the 2-core VM of
+    docs/performance.md it varied 40-fold within minutes (0.15-7 s/GB), and the whole command's
+    time follows it."""
+    code = ("import numpy as np, time; t = time.perf_counter(); a = np.ones(2**28 // 8); "
+            "print(4 * (time.perf_counter() - t))")
+    return round(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                      check=True).stdout), 3)
+
+
 def run_once(source: Path, out: Path, extra: list[str]) -> dict:
     """One fresh ``pneumolens analyze`` process; wall time, stage timings, writing time."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -46,6 +57,8 @@ def run_once(source: Path, out: Path, extra: list[str]) -> dict:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    system = after.ru_stime - before.ru_stime
+    faults = after.ru_minflt - before.ru_minflt
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     written = re.search(r"outputs written in ([0-9.]+) s", done.stderr)
@@ -53,6 +66,9 @@ def run_once(source: Path, out: Path, extra: list[str]) -> dict:
     return {
         "wall_s": wall,
         "cpu_s": cpu,  # user + system seconds of the process: what the work costs, whatever the load
+        "system_s": system,  # kernel time: mostly first touches of fresh memory (page faults)
+        "minor_faults": faults,
+        "fresh_memory_s_per_gb": fresh_memory_cost(),
         "max_rss_mb": after.ru_maxrss / 1024,
         "stages_s": data["timings_s"],
         "write_s": float(written.group(1)) if written else float("nan"),
@@ -80,6 +96,9 @@ def bench(source: Path, *, repeats: int, extra: list[str]) -> dict:
         "write_s_of_fastest": round(best["write_s"], 2),
         "stages_s_of_fastest": stages,
         "outside_stages_s_of_fastest": round(best["wall_s"] - sum(stages.values()) - best["write_s"], 2),
+        "runs": [{"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2), "system_s": round(r["system_s"], 2),
+                  "minor_faults": r["minor_faults"], "fresh_memory_s_per_gb": r["fresh_memory_s_per_gb"]}
+                 for r in runs],
     }
 
 

@@ -54,3 +54,26 @@ def test_lesion_evidence_within_lungs_drops_outside_and_small_components() -> No
     np.testing.assert_array_equal(evidence.outside(lungs), ~lungs.union)
     big = LesionEvidence(labels, probability, "model:x", min_component_ml=1e6)
     assert not big.within(lungs, (1.0, 1.0, 1.0)).labels.any()
+
+
+@pytest.mark.parametrize("with_box", [False, True])
+def test_lesion_evidence_within_consume_equals_a_copy_in_its_own_arrays(with_box: bool) -> None:
+    from pneumolens.masks import LesionEvidence
+
+    lungs = _two_lungs()
+    rng = np.random.default_rng(3)
+    box = (slice(1, 5), slice(3, 17), slice(0, 30)) if with_box else None
+    labels = np.zeros(lungs.labels.shape, np.uint8)
+    probability = np.zeros(lungs.labels.shape, np.float32)
+    region = box or (slice(None),) * 3
+    labels[region] = rng.integers(0, 3, labels[region].shape)
+    probability[region] = rng.random(labels[region].shape, dtype=np.float32)
+    kept = LesionEvidence(labels.copy(), probability.copy(), "model:x", min_component_ml=0.004, box=box)
+    expected = kept.within(lungs, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(kept.labels, labels)  # without consume: the evidence is unchanged
+    evidence = LesionEvidence(labels, probability, "model:x", min_component_ml=0.004, box=box)
+    got = evidence.within(lungs, (1.0, 1.0, 1.0), consume=True)
+    assert got.labels is labels and got.probability is probability
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    np.testing.assert_array_equal(got.probability, expected.probability)
+    assert expected.labels.any() and not expected.labels[~lungs.union].any()

@@ -82,3 +82,19 @@ def test_region_scores_per_lung_and_lobe():
     assert out["lungs"]["po_percent"] == pytest.approx(100 * 13 / 96)
     assert out["RLL"]["po_percent"] == pytest.approx(50.0) and out["RLL"]["score"] == 3 and out["RLL"]["lss"] == 2
     assert out["RUL"]["score"] == 0 and out["LUL"]["score"] == 1
+
+
+def test_opacity_by_label_counts_each_label_like_count_nonzero() -> None:
+    from pneumolens.scores import opacity_by_label
+
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 4, (6, 15, 17)).astype(np.uint8)
+    lesions = rng.integers(0, 3, labels.shape).astype(np.uint8)
+    volume = rng.integers(-1000, 100, labels.shape).astype(np.int16)
+    total, in_lesion, high = opacity_by_label(volume, labels, lesions, high_hu=-200.0)
+    assert total[0] == in_lesion[0] == high[0] == 0
+    for k in (1, 2, 3):
+        region = labels == k
+        assert total[k] == np.count_nonzero(region)
+        assert in_lesion[k] == np.count_nonzero(region & (lesions > 0))
+        assert high[k] == np.count_nonzero(region & (lesions > 0) & (volume > -200))

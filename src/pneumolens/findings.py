@@ -130,7 +130,7 @@ def slice_profile(
     lung_counts = np.count_nonzero(lung_mask, axis=(1, 2))
     ggo_counts = np.count_nonzero(labels == GGO, axis=(1, 2))
     cons_counts = np.count_nonzero(labels == CONSOLIDATION, axis=(1, 2))
-    prob = np.where(lung_mask, lesions.probability, 0).max(axis=(1, 2), initial=0.0)
+    prob = np.max(lesions.probability, axis=(1, 2), where=lung_mask, initial=0.0)  # no volume-sized temporary
     files = source_files or (None,) * labels.shape[0]
     return tuple(
         SliceFindings(

@@ -137,18 +137,26 @@ class LesionEvidence:
         """Lesion voxels outside ``lungs`` (bool ``(Z, Y, X)``): candidates for lung completion."""
         return (self.labels > 0) & (lungs.labels == 0)
 
-    def within(self, lungs: LungMasks, spacing: tuple[float, float, float]) -> LesionMasks:
+    def within(self, lungs: LungMasks, spacing: tuple[float, float, float], *, consume: bool = False) -> LesionMasks:
         """The lesions inside ``lungs``: labels and probability set to 0 outside them, then 3D
-        components smaller than ``min_component_ml`` removed."""
+        components smaller than ``min_component_ml`` removed.
+
+        ``consume=True`` writes the result into this evidence's own arrays instead of new ones
+        (two volume-sized arrays less; ``pipeline.analyze`` does it): the evidence must not be
+        used afterwards.
+        """
         if lungs.labels.shape != self.labels.shape:
             raise ValueError(f"lungs {lungs.labels.shape} and lesion evidence {self.labels.shape} differ")
         box = self.box or (slice(None),) * 3
-        labels = np.zeros(self.labels.shape, dtype=np.uint8)
-        probability = np.zeros(self.probability.shape, dtype=np.float32)
+        if consume:  # outside the box both arrays are 0 already
+            labels, probability = self.labels, self.probability
+        else:
+            labels = np.zeros(self.labels.shape, dtype=np.uint8)
+            probability = np.zeros(self.probability.shape, dtype=np.float32)
         lung = lungs.labels[box] > 0
         labels[box] = remove_small_components(np.where(lung, self.labels[box], 0).astype(np.uint8), spacing,
                                               self.min_component_ml)
-        probability[box] = self.probability[box] * lung
+        np.multiply(self.probability[box], lung, out=probability[box])
         return LesionMasks(labels=labels, probability=probability, method=self.method)
 
 
@@ -156,8 +164,7 @@ def remove_small_components(labels: np.ndarray, spacing: tuple[float, float, flo
     """``labels`` without the 26-connected lesion components smaller than ``min_ml`` mL."""
     if min_ml <= 0 or not labels.any():
         return labels
-    import cc3d
+    from pneumolens.grid import remove_small
 
     min_voxels = int(np.ceil(min_ml * 1000.0 / float(np.prod(spacing))))
-    keep = cc3d.dust(labels > 0, threshold=min_voxels, connectivity=26, in_place=False)
-    return np.where(keep, labels, 0).astype(np.uint8)
+    return np.where(remove_small(labels > 0, min_voxels, connectivity=26), labels, 0).astype(np.uint8)

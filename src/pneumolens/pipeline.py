@@ -112,7 +112,11 @@ def analyze(
                 f"{added_ml:.1f} mL of dense lesion outside the lung mask (consolidation against the "
                 "chest wall) was added to the lungs; check the lung outline on the key images"
             )
-        lesions = evidence.within(final, scan.spacing)
+        lesions = evidence.within(final, scan.spacing, consume=True)  # its arrays become the lesions'
+        additions = None if final is found else final.union & ~found.union
+        # Volume-sized arrays no later stage needs: freed now, their memory is reused by the
+        # next stages instead of fresh pages (pneumolens.runtime.keep_freed_memory).
+        del evidence, found
     with timer.stage("regions"):
         regions, region_warnings = divide_lungs(scan, final, config)
         warnings.extend(region_warnings)
@@ -147,7 +151,7 @@ def analyze(
             scan.spacing,
             final,
             lesions,
-            lung_additions=None if final is found else final.union & ~found.union,
+            lung_additions=additions,
             regions=analysis.regions,
             thresholds=TriageThresholds.from_mapping(config.triage),
             classifier=config.classifier,

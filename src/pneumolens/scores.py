@@ -92,13 +92,19 @@ def region_slice_counts(region_labels: np.ndarray, lesion_labels: np.ndarray, na
 
 def opacity_by_label(volume: np.ndarray, labels: np.ndarray, lesion_labels: np.ndarray, *,
                      high_hu: float = HIGH_OPACITY_HU) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Voxel counts per label value of ``labels``: all, lesion, lesion above ``high_hu`` (one pass each)."""
+    """Voxel counts per label value of ``labels``: all, lesion, lesion above ``high_hu``.
+
+    Only labelled voxels are counted (entry 0 is 0): counting over them alone keeps
+    ``np.bincount``'s int64 copy of its input to the lungs instead of the whole volume.
+    """
     n = int(labels.max(initial=0)) + 1
-    flat = labels.ravel()
-    lesion = lesion_labels.ravel() > 0
-    total = np.bincount(flat, minlength=n)
-    in_lesion = np.bincount(flat[lesion], minlength=n)
-    high = np.bincount(flat[lesion & (volume.ravel() > high_hu)], minlength=n)
+    inside = labels > 0
+    values = labels[inside]
+    lesion = lesion_labels[inside] > 0
+    total = np.bincount(values, minlength=n)
+    in_lesion = np.bincount(values[lesion], minlength=n)
+    high = np.bincount(values[lesion & (volume[inside] > high_hu)], minlength=n)
+    total[0] = in_lesion[0] = high[0] = 0
     return total, in_lesion, high
 
 

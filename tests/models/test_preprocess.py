@@ -49,6 +49,21 @@ def test_restore_region_matches_resize_then_uncrop(box: pp.Box) -> None:
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("box", [pp.Box(10, 12, 70), pp.Box(-20, 30, 120)])
+def test_restore_region_into_out_is_identical_and_touches_only_the_box(box: pp.Box) -> None:
+    stack = np.random.default_rng(2).random((3, 32, 32), dtype=np.float32)
+    ref, (ys, xs) = pp.restore_region(stack, box, (96, 96))
+    volume = np.full((3, 96, 96), -1.0, dtype=np.float32)
+    view, same = pp.restore_region(stack, box, (96, 96), out=volume)
+    assert same == (ys, xs) and np.shares_memory(view, volume)
+    np.testing.assert_array_equal(volume[:, ys, xs], ref)  # bit-identical, not just close
+    outside = np.ones(volume.shape, bool)
+    outside[:, ys, xs] = False
+    assert (volume[outside] == -1.0).all()
+    with pytest.raises(ValueError, match="out has shape"):
+        pp.restore_region(stack, box, (96, 96), out=np.zeros((2, 96, 96), np.float32))
+
+
 @pytest.mark.parametrize(("n_in", "n_out"), [(4, 9), (192, 350), (10, 3)])
 def test_interpolation_matrix_rows_sum_to_one(n_in: int, n_out: int) -> None:
     m = pp.interpolation_matrix(n_in, n_out)

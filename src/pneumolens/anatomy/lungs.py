@@ -50,6 +50,7 @@ from pneumolens.grid import (
     block_expand,
     block_mean,
     check_volume,
+    component_sizes,
     fill_3d_and_slices,
     fill_slices,
     largest_component,
@@ -290,8 +291,8 @@ def _pick_lungs(cand: np.ndarray, sm: np.ndarray, body: np.ndarray, voxel_ml: fl
     pieces may be parts of a lung cut off by consolidation; :func:`_attach_fragments` decides.
     """
     lab, n = cc3d.connected_components(cand, connectivity=6, return_N=True)
-    counts = np.bincount(lab.ravel(), minlength=n + 1)
-    sums = np.bincount(lab.ravel(), weights=sm.ravel(), minlength=n + 1)
+    counts = component_sizes(lab, cand, n)
+    sums = np.bincount(lab[cand], weights=sm[cand], minlength=n + 1)
     mean_hu = sums / np.maximum(counts, 1)
     ok = [i for i in range(1, n + 1) if counts[i] * voxel_ml >= min_component_ml and mean_hu[i] >= gas_hu]
     ok.sort(key=lambda i: -counts[i])

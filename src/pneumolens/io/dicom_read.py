@@ -287,7 +287,8 @@ def read_stack(
     distances = stack.distances_mm[keep]
     spacing_z = quality.check_slice_positions(distances, where=stack.where)
     slices = [s for s, k in zip(stack.slices, keep) if k]
-    volume = volume[keep]
+    if not keep.all():  # a copy only when a slice is left out
+        volume = volume[keep]
     quality.check_slice_intensities(volume, [s.name for s in slices], where=stack.where)
 
     warnings = list(stack.warnings)

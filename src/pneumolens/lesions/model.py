@@ -138,22 +138,21 @@ def predict_lesions_model(
     inputs = np.stack([prep.prepare_slice(pp.window_hu(vol[z], prep.hu_window), box) for z in range(z0, z1)])
     prob = _run_batches(model, inputs, batch_size, flip_tta=flip_tta)  # (Z', 3, S, S)
     sigma = z_sigma_mm / float(spacing[0])
-    if sigma > 0:
-        prob = ndimage.gaussian_filter1d(prob, sigma, axis=0, mode="nearest", truncate=2.0)
-    # Back to the image grid, only inside the lung box (everything outside it is 0). Only the
-    # lesion probability is interpolated; the GGO/consolidation choice is looked up at the
-    # network resolution for lesion voxels (nearest), which is what keeps this fast.
-    p_lesion, (ys, xs) = pp.restore_region(prob[:, GGO] + prob[:, CONSOLIDATION], box, vol.shape[1:])
+    if sigma > 0:  # in place, and only the lesion classes (the background channel is not used)
+        ndimage.gaussian_filter1d(prob[:, GGO:], sigma, axis=0, mode="nearest", truncate=2.0, output=prob[:, GGO:])
+    # Back to the image grid, only inside the lung box (everything outside it is 0), written
+    # straight into the output volume. Only the lesion probability is interpolated; the
+    # GGO/consolidation choice is looked up at the network resolution for lesion voxels
+    # (nearest), which is what keeps this fast.
+    p_lesion, (ys, xs) = pp.restore_region(prob[:, GGO] + prob[:, CONSOLIDATION], box, vol.shape[1:],
+                                           out=probability[z0:z1])
     np.clip(p_lesion, 0.0, 1.0, out=p_lesion)
-    region = np.zeros(p_lesion.shape, dtype=np.uint8)
     kz, ky, kx = np.nonzero(p_lesion >= threshold)
     scale = size / box.side
     iy = np.clip(((ky + ys.start - box.y0 + 0.5) * scale).astype(int), 0, size - 1)
     ix = np.clip(((kx + xs.start - box.x0 + 0.5) * scale).astype(int), 0, size - 1)
     consolidation = prob[kz, CONSOLIDATION, iy, ix] > prob[kz, GGO, iy, ix]
-    region[kz, ky, kx] = np.where(consolidation, CONSOLIDATION, GGO)
-    labels[z0:z1, ys, xs] = region
-    probability[z0:z1, ys, xs] = p_lesion
+    labels[z0 + kz, ys.start + ky, xs.start + kx] = np.where(consolidation, CONSOLIDATION, GGO)
     return LesionEvidence(labels, probability, f"model:{model.name}", min_component_ml, box=(slice(z0, z1), ys, xs))
 
 
