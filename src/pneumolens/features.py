@@ -30,6 +30,7 @@ from pneumolens.grid import (
     block_expand,
     block_mean,
     check_volume,
+    component_sizes,
     fill_slices,
     reduction_factors,
 )
@@ -385,8 +386,9 @@ def lesion_components(lesion: np.ndarray, spacing: Sequence[float], *, min_ml: f
     box = bbox(lesion)
     if box is None:
         return np.zeros((0, 0, 0), dtype=np.uint32), np.zeros(0)
-    labels, n = cc3d.connected_components(lesion[box], connectivity=26, return_N=True)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:] * voxel_ml
+    inside = lesion[box]
+    labels, n = cc3d.connected_components(inside, connectivity=26, return_N=True)
+    sizes = component_sizes(labels, inside, n)[1:] * voxel_ml
     return labels, np.where(sizes >= min_ml, sizes, 0.0)
 
 
