@@ -1,4 +1,4 @@
-"""keep_freed_memory: freed arrays stay in the process for the next one (glibc)."""
+"""Process settings: freed arrays stay in the process (glibc); numpy asks for no huge pages."""
 
 from __future__ import annotations
 
@@ -43,3 +43,25 @@ def test_a_freed_volume_stays_in_the_heap_for_the_next_array():
     assert kept >= 100  # the 100 MiB are free heap now, ready for the next array
     _, default = _child("default")
     assert default < 100  # glibc's default unmaps a block that large
+
+
+_HUGEPAGE_CHILD = """
+from pneumolens.runtime import avoid_huge_page_stalls
+try:
+    from numpy._core.multiarray import _set_madvise_hugepage
+except ImportError:
+    from numpy.core.multiarray import _set_madvise_hugepage
+changed = avoid_huge_page_stalls()
+print(int(changed), int(_set_madvise_hugepage(True)))  # the second: the setting it had
+"""
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, "1 0"), ("1", "0 1"), ("0", "0 0")])
+def test_numpy_huge_pages_are_off_unless_the_user_chose(env, expected):
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if env is not None:
+        environ["NUMPY_MADVISE_HUGEPAGE"] = env
+    out = subprocess.run([sys.executable, "-c", _HUGEPAGE_CHILD], capture_output=True, text=True, check=True, env=environ)
+    assert out.stdout.split() == expected.split()

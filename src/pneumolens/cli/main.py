@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 
 from pneumolens import __version__
 from pneumolens.errors import InputError, ModelError
-from pneumolens.runtime import keep_freed_memory
+from pneumolens.runtime import prepare_for_analyses
 
 #: The command modules, in the order of ``pneumolens --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pneumolens: error: {exc}", file=sys.stderr)
         return EXIT_BROKEN_INSTALL
     args = parser.parse_args(argv)
-    keep_freed_memory()
+    prepare_for_analyses()
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_INPUT_ERROR

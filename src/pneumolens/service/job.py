@@ -68,9 +68,9 @@ def handle(spec_path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """With a spec path: run that job. Without: serve job spec paths read from stdin."""
     argv = sys.argv[1:] if argv is None else argv
-    from pneumolens.runtime import keep_freed_memory
+    from pneumolens.runtime import prepare_for_analyses
 
-    keep_freed_memory()
+    prepare_for_analyses()
     if argv:
         handle(Path(argv[0]))
         return 0
