@@ -108,10 +108,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--method", choices=("model", "density"), default=None)
     parser.add_argument("--uncompressed-masks", action="store_true")
+    parser.add_argument("--weights", type=Path, default=None, help="another lesion model (ONNX + sidecar)")
+    parser.add_argument("--no-tta", action="store_true", help="lesion model without flip test-time augmentation")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     extra = (["--method", args.method] if args.method else []) + (
-        ["--uncompressed-masks"] if args.uncompressed_masks else [])
+        ["--uncompressed-masks"] if args.uncompressed_masks else []) + (
+        ["--weights", str(args.weights)] if args.weights else []) + (["--no-tta"] if args.no_tta else [])
     load_before = os.getloadavg()
     results = [bench(p, repeats=args.repeats, extra=extra) for p in args.inputs]
     report = {
