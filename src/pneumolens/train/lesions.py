@@ -50,6 +50,15 @@ def build_model(cfg: ModelConfig) -> torch.nn.Module:
     )
 
 
+def initial_weights(path: Path, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Weights to start from: a training checkpoint (``.pt``) or a shipped ONNX export (``.onnx``)."""
+    if path.suffix == ".onnx":
+        from pneumolens.train.onnx_weights import state_dict_from_onnx
+
+        return state_dict_from_onnx(path, model)
+    return torch.load(path, weights_only=False)["model"]
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
@@ -393,7 +402,7 @@ def train(
     start_epoch, step, best, history, position = 0, 0, -1.0, [], None
     last = out / "last.pt"
     if t.init_from and not (resume and last.exists()):
-        model.load_state_dict(torch.load(Path(t.init_from), weights_only=False)["model"])
+        model.load_state_dict(initial_weights(Path(t.init_from), model))
         logger.info("initialised from %s", t.init_from)
     if resume and last.exists():
         state = torch.load(last, weights_only=False)
