@@ -23,6 +23,8 @@ BLOCKS = (
     ("medseg_holdout", "consolidation", "MedSeg test, consolidation"),
     ("zenodo_validation", None, "Zenodo validation block (1081-1257)"),
     ("medseg_validation", "binary", "MedSeg validation files 40-46, binary"),
+    ("medseg_validation", "ggo", "MedSeg validation, GGO"),
+    ("medseg_validation", "consolidation", "MedSeg validation, consolidation"),
     ("zenodo_training_every_6", None, "Zenodo training slices (every 6th of 0-1080)"),
 )
 

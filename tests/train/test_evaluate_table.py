@@ -21,3 +21,24 @@ def test_table_groups_by_background_and_pattern() -> None:
     assert table[2].startswith("| a | lobar | 2 | 10 | 50 % | 0.70 | 0.70 | 0.10 |")
     assert table[3].startswith("| b | peripheral | 1 |")
     assert "**0.60**" in table[-1]
+
+
+def test_validation_only_never_reads_the_test_blocks(monkeypatch) -> None:
+    """`--validation-only` is for choices made before the test blocks are read: it must not touch them."""
+    from pathlib import Path
+
+    from pneumolens.train import evaluate as E
+
+    calls = []
+    monkeypatch.setattr(E, "evaluate_training_and_validation", lambda model, root, tta=True: calls.append(tta) or {"zenodo_validation": {}})
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a test block was read")
+
+    for name in ("evaluate_zenodo", "evaluate_medseg", "load_p002", "evaluate_p002", "evaluate_normal", "evaluate_inserted_3d", "time_150"):
+        monkeypatch.setattr(E, name, forbidden)
+    out = E.evaluate(None, Path("/nonexistent"), validation_only=True, tta=False)
+    assert calls == [False]
+    assert out["flip_tta"] is False and set(out) == {"model", "sha256", "date", "flip_tta", "zenodo_validation"}
+    assert E.main(["--validation-only", "--no-tta", "--data", "/nonexistent"]) == 0
+    assert calls == [False, False]

@@ -85,7 +85,8 @@ EXTENSIVE = 0.3
 
 
 def evaluate_zenodo(
-    model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5, indices: list[int] | None = None
+    model: models.Model, root: Path, *, step: int = 1, threshold: float = 0.5, indices: list[int] | None = None,
+    tta: bool = True,
 ) -> dict:
     """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice), or on the
     slices ``indices`` (a validation block, training slices).
@@ -97,7 +98,8 @@ def evaluate_zenodo(
     slices = [D.read_zenodo_slice(root, i) for i in idx]
     truths = [s.infection for s in slices]
     extents = [D.lesion_extent(s.infection, s.lungs) for s in slices]
-    res = segment_slice_images([s.image for s in slices], weights=model, boxes=[s.box for s in slices], threshold=threshold)
+    res = segment_slice_images([s.image for s in slices], weights=model, boxes=[s.box for s in slices], threshold=threshold,
+                               flip_tta=tta)
     preds = [r.labels > 0 for r in res]
     precision, recall = _precision_recall(preds, truths)
     out = {
@@ -117,13 +119,13 @@ def evaluate_zenodo(
     return out
 
 
-def evaluate_medseg(model: models.Model, root: Path, *, stems: list[str] | None = None) -> dict:
+def evaluate_medseg(model: models.Model, root: Path, *, stems: list[str] | None = None, tta: bool = True) -> dict:
     """GGO / consolidation / binary Dice on the held-out MedSeg multi-class slices (or ``stems``)."""
     base = root / "covid_seg_2d_medseg" / "multiclass"
     stems = list(stems) if stems is not None else D.medseg_names(root, holdout=True)
     images = [D.read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
     truths = [D.read_palette(base / "GT" / f"{s}.png") for s in stems]
-    res = segment_slice_images(images, weights=model, boxes=[pp.full_box(im.shape) for im in images])
+    res = segment_slice_images(images, weights=model, boxes=[pp.full_box(im.shape) for im in images], flip_tta=tta)
     out: dict = {"slices": len(stems), "files": stems}
     for name, cls in (("binary", None), ("ggo", 1), ("consolidation", 2)):
         preds = [(r.labels > 0) if cls is None else (r.labels == cls) for r in res]
@@ -140,15 +142,15 @@ ZENODO_VALIDATION = (1081, 1258)
 MEDSEG_VALIDATION = (40, 47)
 
 
-def evaluate_training_and_validation(model: models.Model, root: Path, *, train_step: int = 6) -> dict:
+def evaluate_training_and_validation(model: models.Model, root: Path, *, train_step: int = 6, tta: bool = True) -> dict:
     """Dice on every ``train_step``-th Zenodo slice of the v2 training block (fit), and on the v2
     validation blocks (Zenodo 1081-1257, MedSeg 40-46)."""
     train_idx, val_idx = D.split_block(D.zenodo_indices(root, holdout=False), ZENODO_VALIDATION)
     medseg_val = D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], MEDSEG_VALIDATION)[1]
     return {
-        f"zenodo_training_every_{train_step}": evaluate_zenodo(model, root, indices=train_idx[::train_step]),
-        "zenodo_validation": evaluate_zenodo(model, root, indices=val_idx),
-        "medseg_validation": evaluate_medseg(model, root, stems=[str(s) for s in medseg_val]),
+        f"zenodo_training_every_{train_step}": evaluate_zenodo(model, root, indices=train_idx[::train_step], tta=tta),
+        "zenodo_validation": evaluate_zenodo(model, root, indices=val_idx, tta=tta),
+        "medseg_validation": evaluate_medseg(model, root, stems=[str(s) for s in medseg_val], tta=tta),
     }
 
 
@@ -173,18 +175,18 @@ def load_p002(root: Path):
     return load_scan(root / "covid_ct_md_P002" / "dicom")
 
 
-def _config(model: models.Model, method: str = "model") -> Config:
+def _config(model: models.Model, method: str = "model", *, tta: bool = True) -> Config:
     """The analysis settings that use ``model`` (its file; :func:`models.load` caches it)."""
-    return Config(method=method, lesion_weights=model.path if method == "model" else None)
+    return Config(method=method, lesion_weights=model.path if method == "model" else None, lesion_tta=tta)
 
 
-def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
+def evaluate_p002(model: models.Model, root: Path, *, scan=None, tta: bool = True) -> dict:
     """Slice-level AUC, lesions inside the lungs and timing on the P002 volume (``pipeline.analyze``)."""
     from pneumolens.validate.roc import mann_whitney_auc
 
     scan = scan if scan is not None else load_p002(root)
     truth = _slice_labels(root, scan)
-    analysis = analyze(scan, _config(model))
+    analysis = analyze(scan, _config(model, tta=tta))
     les, lungs = analysis.lesions, analysis.lungs
     raw = segment_lesions_model(scan.volume, scan.spacing, lungs, weights=model, restrict_to_lungs=False)
     lung = lungs.union
@@ -214,13 +216,13 @@ def evaluate_p002(model: models.Model, root: Path, *, scan=None) -> dict:
     }
 
 
-def evaluate_normal(model: models.Model, root: Path) -> dict:
+def evaluate_normal(model: models.Model, root: Path, *, tta: bool = True) -> dict:
     """Lesion % of lung and lung added by lung completion on the two scans without pneumonia."""
     from pneumolens.io import load_scan
 
     out = {}
     for name in ("lung1", "lung2"):
-        analysis = analyze(load_scan(root / "chest_ct_volumes" / f"{name}_image.nrrd"), _config(model))
+        analysis = analyze(load_scan(root / "chest_ct_volumes" / f"{name}_image.nrrd"), _config(model, tta=tta))
         out[f"chest_ct_volumes/{name}"] = {
             "lesion_percent_of_lung": float(
                 100.0 * analysis.lesions.any.sum() / max(1, analysis.lungs.union.sum())
@@ -247,7 +249,9 @@ def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple
     return [("covid_ct_md_P002 (right lung)", scan.volume, tuple(scan.spacing), "right"), *_normal_volumes(root)]
 
 
-def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: int = 8, seed: int = 0) -> dict:
+def evaluate_inserted_3d(
+    model: models.Model, root: Path, *, scan=None, cases: int = 8, seed: int = 0, tta: bool = True
+) -> dict:
     """3D Dice of 3D-inserted lesions in real HU volumes, model vs density (patterns in turn), mean per case."""
     from pneumolens.anatomy import segment_lungs
     from pneumolens.train.insertion import PATTERNS, insert_lesions_3d
@@ -269,9 +273,9 @@ def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: i
             # "model_clean_lungs": the lung mask of the scan before insertion (an oracle lung mask
             # that contains the inserted lesion), to tell lesion-model misses from lung-mask misses.
             runs = {
-                "model": analyze(lesioned, _config(model)),
+                "model": analyze(lesioned, _config(model, tta=tta)),
                 "density": analyze(lesioned, _config(model, "density")),
-                "model_clean_lungs": analyze(lesioned, _config(model), lungs=clean),
+                "model_clean_lungs": analyze(lesioned, _config(model, tta=tta), lungs=clean),
             }
             row = {
                 "volume": name,
@@ -300,13 +304,13 @@ def evaluate_inserted_3d(model: models.Model, root: Path, *, scan=None, cases: i
     return {"cases": rows, "mean": summary, "seed": seed}
 
 
-def time_150(model: models.Model, scan, *, repeats: int = 1) -> dict:
+def time_150(model: models.Model, scan, *, repeats: int = 1, tta: bool = True) -> dict:
     """Wall time of the analysis stages on a 512x512x150 volume (P002 with 17 slices repeated)."""
     vol = np.concatenate([scan.volume, scan.volume[-(150 - scan.shape[0]) :]])[:150]
     big = scan_from_array(vol, scan.spacing, path="P002 x 150")
     best = {}
     for _ in range(repeats):
-        t = analyze(big, _config(model)).timings_s
+        t = analyze(big, _config(model, tta=tta)).timings_s
         run = {"lungs": t["lungs"], "lesions": t["lesions"] + t["lung_completion"]}
         run["total"] = run["lungs"] + run["lesions"]
         best = run if not best or run["total"] < best["total"] else best
@@ -314,25 +318,32 @@ def time_150(model: models.Model, scan, *, repeats: int = 1) -> dict:
 
 
 def evaluate(
-    weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True, inserted: bool = True
+    weights: str | Path | None, root: Path, *, threads: int = 0, timing: bool = True, inserted: bool = True,
+    tta: bool = True, validation_only: bool = False,
 ) -> dict:
-    """All measurements, as a JSON-able dict."""
+    """All measurements, as a JSON-able dict; with ``validation_only`` only the validation and
+    training blocks (for choices - a checkpoint, TTA - made before the test blocks are read)."""
     model = models.load(weights or models.LESION_MODEL, threads=threads)
-    scan = load_p002(root)
     out = {
         "model": model.name,
         "sha256": model.meta["sha256"],
         "date": date.today().isoformat(),
-        "zenodo_holdout": evaluate_zenodo(model, root),
-        "medseg_holdout": evaluate_medseg(model, root),
-        **evaluate_training_and_validation(model, root),
-        "covid_ct_md_P002": evaluate_p002(model, root, scan=scan),
-        "normal_lungs": evaluate_normal(model, root),
+        "flip_tta": tta,
+        **evaluate_training_and_validation(model, root, tta=tta),
     }
+    if validation_only:
+        return out
+    scan = load_p002(root)
+    out.update({
+        "zenodo_holdout": evaluate_zenodo(model, root, tta=tta),
+        "medseg_holdout": evaluate_medseg(model, root, tta=tta),
+        "covid_ct_md_P002": evaluate_p002(model, root, scan=scan, tta=tta),
+        "normal_lungs": evaluate_normal(model, root, tta=tta),
+    })
     if inserted:
-        out["inserted_3d"] = evaluate_inserted_3d(model, root, scan=scan)
+        out["inserted_3d"] = evaluate_inserted_3d(model, root, scan=scan, tta=tta)
     if timing:
-        out["timing_512x512x150"] = time_150(model, scan)
+        out["timing_512x512x150"] = time_150(model, scan, tta=tta)
     return out
 
 
@@ -369,9 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--no-inserted", action="store_true", help="skip the 3D inserted-lesion cases")
     parser.add_argument("--markdown", action="store_true", help="also print the 3D inserted-lesion table")
+    parser.add_argument("--no-tta", action="store_true", help="without flip test-time augmentation")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="only the validation and training blocks: the test blocks stay unread")
     args = parser.parse_args(argv)
     root = args.data or RecipeConfig(base_dir=Path(__file__).resolve().parents[3] / "configs").data_root()
-    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing, inserted=not args.no_inserted)
+    result = evaluate(args.weights, root, threads=args.threads, timing=not args.no_timing, inserted=not args.no_inserted,
+                      tta=not args.no_tta, validation_only=args.validation_only)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n")
