@@ -9,7 +9,10 @@ is more confident on its training data, so the threshold that is best here is bi
 
 Usage::
 
-    python benchmarks/lesion_threshold.py [--weights ONNX] [--no-tta] [--json OUT]
+    python benchmarks/lesion_threshold.py [--weights ONNX [ONNX ...]] [--no-tta] [--json OUT]
+
+Several ``--weights`` are an ensemble: their lesion probabilities (each at its own input size,
+back on the image grid) are averaged before the threshold.
 """
 
 from __future__ import annotations
@@ -43,24 +46,26 @@ def main() -> None:
     from pneumolens.train import evaluate as E
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=None)
+    parser.add_argument("--weights", nargs="+", default=None)
     parser.add_argument("--no-tta", action="store_true")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     root, tta = args.data, not args.no_tta
-    model = models.load(args.weights or models.LESION_MODEL, threads=1)
+    members = [models.load(w, threads=1) for w in (args.weights or [models.LESION_MODEL])]
+
+    def probabilities(images: list[np.ndarray], boxes: list) -> list[np.ndarray]:
+        runs = [[r.probability for r in segment_slice_images(images, weights=m, boxes=boxes, flip_tta=tta)] for m in members]
+        return [np.mean(ps, axis=0) for ps in zip(*runs)]
 
     _, val_idx = D.split_block(D.zenodo_indices(root, holdout=False), E.ZENODO_VALIDATION)
     zen = [D.read_zenodo_slice(root, i) for i in val_idx]
-    zen_probs = [r.probability for r in segment_slice_images([s.image for s in zen], weights=model,
-                                                              boxes=[s.box for s in zen], flip_tta=tta)]
+    zen_probs = probabilities([s.image for s in zen], [s.box for s in zen])
     stems = [str(s) for s in D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], E.MEDSEG_VALIDATION)[1]]
     base = root / "covid_seg_2d_medseg" / "multiclass"
     images = [D.read_gray(base / "Imgs" / f"{s}.jpg").astype(np.float32) / 255.0 for s in stems]
     med_truth = [D.read_palette(base / "GT" / f"{s}.png") > 0 for s in stems]
-    med_probs = [r.probability for r in segment_slice_images(images, weights=model,
-                                                              boxes=[pp.full_box(im.shape) for im in images], flip_tta=tta)]
+    med_probs = probabilities(images, [pp.full_box(im.shape) for im in images])
     rows = []
     for t in THRESHOLDS:
         z = _pooled_dice(zen_probs, [s.infection for s in zen], t)
@@ -69,7 +74,7 @@ def main() -> None:
                      "medseg_validation": dict(zip(("dice", "precision", "recall"), m))})
         print(f"| {t:.2f} | {z[0]:.3f} ({z[1]:.2f} / {z[2]:.2f}) | {m[0]:.3f} ({m[1]:.2f} / {m[2]:.2f}) |")
     if args.json:
-        args.json.write_text(json.dumps({"model": model.meta["sha256"], "flip_tta": tta, "slices":
+        args.json.write_text(json.dumps({"models": [m.meta["sha256"] for m in members], "flip_tta": tta, "slices":
                                          {"zenodo_validation": len(zen), "medseg_validation": len(stems)},
                                          "rows": rows}, indent=1) + "\n")
 
