@@ -35,15 +35,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def fresh_memory_cost() -> float:
+def fresh_memory_cost(huge_pages: str = "1") -> float:
     """Seconds per GB to touch fresh memory in a new process, measured right after a run: how
-    expensive this (virtual) machine's page faults are at the moment. On the 2-core VM of
-    docs/performance.md it varied 40-fold within minutes (0.15-7 s/GB), and the whole command's
-    time follows it."""
+    expensive this (virtual) machine's page faults are at the moment. With numpy's default
+    (``huge_pages="1"``: arrays marked for transparent huge pages) it varied 40-fold within minutes
+    on the 2-core VM of docs/performance.md (0.15-7 s/GB): synchronous compaction, which the CLI
+    now avoids (``pneumolens.runtime.avoid_huge_page_stalls``); ``"0"`` measures ordinary pages."""
     code = ("import numpy as np, time; t = time.perf_counter(); a = np.ones(2**28 // 8); "
             "print(4 * (time.perf_counter() - t))")
+    env = {**os.environ, "NUMPY_MADVISE_HUGEPAGE": huge_pages}
     return round(float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                      check=True).stdout), 3)
+                                      check=True, env=env).stdout), 3)
 
 
 def run_once(source: Path, out: Path, extra: list[str]) -> dict:
@@ -69,6 +71,7 @@ def run_once(source: Path, out: Path, extra: list[str]) -> dict:
         "system_s": system,  # kernel time: mostly first touches of fresh memory (page faults)
         "minor_faults": faults,
         "fresh_memory_s_per_gb": fresh_memory_cost(),
+        "fresh_memory_small_pages_s_per_gb": fresh_memory_cost("0"),
         "max_rss_mb": after.ru_maxrss / 1024,
         "stages_s": data["timings_s"],
         "write_s": float(written.group(1)) if written else float("nan"),
@@ -97,7 +100,8 @@ def bench(source: Path, *, repeats: int, extra: list[str]) -> dict:
         "stages_s_of_fastest": stages,
         "outside_stages_s_of_fastest": round(best["wall_s"] - sum(stages.values()) - best["write_s"], 2),
         "runs": [{"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2), "system_s": round(r["system_s"], 2),
-                  "minor_faults": r["minor_faults"], "fresh_memory_s_per_gb": r["fresh_memory_s_per_gb"]}
+                  "minor_faults": r["minor_faults"], "fresh_memory_s_per_gb": r["fresh_memory_s_per_gb"],
+                  "fresh_memory_small_pages_s_per_gb": r["fresh_memory_small_pages_s_per_gb"]}
                  for r in runs],
     }
 
