@@ -370,7 +370,10 @@ def inserted_table(inserted: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pneumolens.runtime import prepare_for_analyses
     from pneumolens.train.config import RecipeConfig
+
+    prepare_for_analyses()  # analyses of whole volumes follow: the CLI's process settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=None, help="ONNX path (default: the shipped lesion_unet2d)")
