@@ -27,8 +27,10 @@ def test_validation_only_never_reads_the_test_blocks(monkeypatch) -> None:
     """`--validation-only` is for choices made before the test blocks are read: it must not touch them."""
     from pathlib import Path
 
+    from pneumolens import runtime
     from pneumolens.train import evaluate as E
 
+    monkeypatch.setattr(runtime, "prepare_for_analyses", lambda: None)  # keep this process's malloc as it is
     calls = []
     monkeypatch.setattr(E, "evaluate_training_and_validation", lambda model, root, tta=True: calls.append(tta) or {"zenodo_validation": {}})
 
