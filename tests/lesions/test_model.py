@@ -87,6 +87,25 @@ def test_slice_images_keep_their_shape(model) -> None:
         segment_slice_images([np.zeros((2, 8, 8))], weights=model)
 
 
+def test_a_whole_slice_is_boxed_by_its_lungs_and_a_chest_crop_is_taken_whole() -> None:
+    """segment-slices crops as training did: whole axial slices to their lungs, crops around
+    the chest (MedSeg / Inf-Net style, lungs reaching the image edge) as they are."""
+    from pneumolens.lesions.model import rough_lung_mask_8bit, slice_box
+    from pneumolens.models.preprocess import full_box, window_hu
+
+    ph = make_chest_phantom(shape=(16, 128, 128), spacing=(5.0, 2.6, 2.6), seed=5)
+    whole = window_hu(ph.volume[8])
+    box = slice_box(whole)
+    assert box != full_box(whole.shape)
+    assert 0 <= box.y0 and 0 <= box.x0 and box.side < 128  # inside the image, around the lungs
+    ys, xs = np.nonzero(rough_lung_mask_8bit(whole))
+    crop = np.ascontiguousarray(whole[ys.min() - 1: ys.max() + 2, xs.min() - 1: xs.max() + 2])
+    assert slice_box(crop) == full_box(crop.shape)
+    # a slice with the body well inside the image, its lungs 10 % from the edge, stays boxed
+    padded = np.pad(whole, 16, constant_values=float(whole.min()))
+    assert slice_box(padded) != full_box(padded.shape)
+
+
 def test_flip_tta_averages_the_mirrored_prediction_and_is_mirror_symmetric(model) -> None:
     from pneumolens.lesions.model import _run_batches
 
