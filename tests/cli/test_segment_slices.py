@@ -37,6 +37,16 @@ def test_writes_mask_per_image_and_csv(slices_dir: Path, tmp_path: Path) -> None
         assert int(row["consolidation_px"]) == int((mask == 2).sum())
         assert int(row["lesion_px"]) == int(row["ggo_px"]) + int(row["consolidation_px"])
     assert not list(tmp_path.glob(".segment-slices-*"))  # temp folder renamed, not left behind
+    assert [r["crop"] for r in rows] == ["lungs"] * 3  # whole axial slices: boxed by their lungs
+
+
+def test_crop_whole_takes_every_image_as_it_is(slices_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["segment-slices", str(slices_dir), "--out", str(out), "--crop", "whole", "--no-tta"]) == 0
+    with (out / "lesions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["crop"] for r in rows] == ["whole"] * 3
+    assert all(np.asarray(Image.open(out / r["mask"])).shape == (128, 128) for r in rows)
 
 
 @pytest.mark.parametrize(

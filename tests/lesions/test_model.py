@@ -104,6 +104,12 @@ def test_a_whole_slice_is_boxed_by_its_lungs_and_a_chest_crop_is_taken_whole() -
     # a slice with the body well inside the image, its lungs 10 % from the edge, stays boxed
     padded = np.pad(whole, 16, constant_values=float(whole.min()))
     assert slice_box(padded) != full_box(padded.shape)
+    # the user's choice overrides: crops boxed anyway, whole slices taken whole
+    assert slice_box(crop, crop="lungs") != full_box(crop.shape)
+    assert slice_box(whole, crop="whole") == full_box(whole.shape)
+    assert slice_box(np.zeros((32, 32), np.float32), crop="lungs") == full_box((32, 32))  # nothing dark enclosed
+    with pytest.raises(ValueError, match="crop must be one of"):
+        slice_box(whole, crop="lung")
 
 
 def test_flip_tta_averages_the_mirrored_prediction_and_is_mirror_symmetric(model) -> None:

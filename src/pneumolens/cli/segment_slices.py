@@ -15,7 +15,7 @@ from pathlib import Path
 from pneumolens.cli.options import add_model_options, add_output_options, tell
 
 CSV_NAME = "lesions.csv"
-CSV_FIELDS = ("image", "mask", "lesion_px", "ggo_px", "consolidation_px", "lesion_fraction", "max_probability")
+CSV_FIELDS = ("image", "mask", "lesion_px", "ggo_px", "consolidation_px", "lesion_fraction", "max_probability", "crop")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_output_options(parser)
     add_model_options(parser)
     parser.add_argument("--threshold", type=float, default=0.5, help="lesion probability threshold (default 0.5)")
+    parser.add_argument(
+        "--crop", choices=("auto", "whole", "lungs"), default="auto",
+        help="how each image is cropped for the network: 'whole' for crops around the chest (MedSeg / Inf-Net "
+        "style), 'lungs' for whole axial slices (boxed by their lungs), 'auto' (default) decides per image; "
+        "lesions.csv says what was used",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from pneumolens import models
     from pneumolens.export.writer import check_out_dir, output_dir
     from pneumolens.io.images import list_images, read_image
-    from pneumolens.lesions.model import segment_slice_images
+    from pneumolens.lesions.model import segment_slice_images, slice_box
+    from pneumolens.models.preprocess import full_box
 
     files = list_images(args.images_dir)
     check_out_dir(args.out, overwrite=args.overwrite)
@@ -48,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
         chunk = 32  # bounded memory on large folders
         for i in range(0, len(files), chunk):
             batch = files[i : i + chunk]
-            results = segment_slice_images([read_image(p) for p in batch], weights=model, threshold=args.threshold,
+            images = [read_image(p) for p in batch]
+            boxes = [slice_box(im, margin=model.preprocessing.box_margin, crop=args.crop) for im in images]
+            results = segment_slice_images(images, weights=model, boxes=boxes, threshold=args.threshold,
                                            flip_tta=not args.no_tta)
-            for path, res in zip(batch, results):
+            for path, res, box, im in zip(batch, results, boxes, images):
                 mask_name = f"{path.stem}.png"
                 Image.fromarray(res.labels).save(tmp / mask_name)
                 n_ggo, n_cons = int((res.labels == 1).sum()), int((res.labels == 2).sum())
@@ -63,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                         "consolidation_px": n_cons,
                         "lesion_fraction": f"{(n_ggo + n_cons) / res.labels.size:.6f}",
                         "max_probability": f"{float(res.probability.max()):.4f}",
+                        "crop": "whole" if box == full_box(im.shape) else "lungs",
                     }
                 )
         with (tmp / CSV_NAME).open("w", newline="") as f:

@@ -225,14 +225,27 @@ def _reaches_edge(mask: np.ndarray, fraction: float) -> bool:
     return min(y0 / h, (h - 1 - y1) / h, x0 / w, (w - 1 - x1) / w) < fraction
 
 
-def slice_box(image01: np.ndarray, *, margin: float = pp.BOX_MARGIN) -> pp.Box:
+#: How a 2D image is cropped for the network: ``auto`` decides per image (:func:`slice_box`),
+#: ``whole`` takes every image as it is (a data set of crops around the chest), ``lungs`` boxes
+#: every image by its dark enclosed regions (a data set of whole axial slices).
+CROPS = ("auto", "whole", "lungs")
+
+
+def slice_box(image01: np.ndarray, *, margin: float = pp.BOX_MARGIN, crop: str = "auto") -> pp.Box:
     """Crop box of a 2D image as in training: the square lung box of a whole axial slice (dark
     enclosed regions covering at least 5 % of it, grown by ``margin``), else the whole image,
     which is then already a crop around the chest: too little enclosed dark, or lungs that
     reach the image edge (:data:`CROP_EDGE_FRACTION`). Boxing such a crop again by its dark
     regions cut off dense lesions at its rim (MedSeg training files: Dice 0.712 boxed, 0.844 whole;
-    model card, "Crops in segment-slices")."""
+    model card, "Crops in segment-slices"). ``crop`` (one of :data:`CROPS`) overrides the choice;
+    ``lungs`` falls back to the whole image when no dark enclosed region is found."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+    if crop == "whole":
+        return pp.full_box(image01.shape)
     rough = rough_lung_mask_8bit(image01)
+    if crop == "lungs":
+        return pp.square_box(rough, margin=margin) if rough.any() else pp.full_box(image01.shape)
     if rough.mean() < 0.05 or _reaches_edge(rough, CROP_EDGE_FRACTION):
         return pp.full_box(image01.shape)
     return pp.square_box(rough, margin=margin)
