@@ -53,6 +53,9 @@ def _row(name: str, expected: str, analysis, truth_effusion_ml: float | None = N
 
 
 def main() -> None:
+    from pneumolens.runtime import prepare_for_analyses
+
+    prepare_for_analyses()  # the CLI's process settings, so that times are the CLI's
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--scans", nargs="+", default=list(SCANS), choices=list(SCANS),

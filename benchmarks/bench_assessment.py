@@ -51,6 +51,9 @@ def _time(scan, repeat: int) -> dict:
 
 
 def main() -> None:
+    from pneumolens.runtime import prepare_for_analyses
+
+    prepare_for_analyses()  # the CLI's process settings, so that times are the CLI's
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=3)

@@ -40,6 +40,9 @@ def _median_time(fn, repeats: int, cpu: dict | None = None, key: str = "") -> fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pneumolens.runtime import prepare_for_analyses
+
+    prepare_for_analyses()  # the CLI's process settings, so that times are the CLI's
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=("density", "model"), default="density")
     parser.add_argument("--repeats", type=int, default=3)

@@ -35,6 +35,9 @@ def _scan(case: str):
 
 
 def main() -> None:
+    from pneumolens.runtime import prepare_for_analyses
+
+    prepare_for_analyses()  # the CLI's process settings, so that times are the CLI's
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--case", default="phantom150", choices=("phantom150", "p002"))
     p.add_argument("--method", default="density", choices=("density", "model"))
