@@ -44,3 +44,21 @@ def test_validation_only_never_reads_the_test_blocks(monkeypatch) -> None:
     assert out["flip_tta"] is False and set(out) == {"model", "sha256", "date", "flip_tta", "zenodo_validation"}
     assert E.main(["--validation-only", "--no-tta", "--data", "/nonexistent"]) == 0
     assert calls == [False, False]
+
+
+def test_fuse_density_adds_density_voxels_only_where_the_model_is_unsure() -> None:
+    import numpy as np
+
+    from pneumolens.masks import LesionMasks
+    from pneumolens.train.evaluate import fuse_density
+
+    model_labels = np.array([[[1, 0, 0, 0, 2]]], np.uint8)
+    model_prob = np.array([[[0.9, 0.3, 0.1, 0.3, 0.8]]], np.float32)
+    density_labels = np.array([[[0, 1, 1, 0, 1]]], np.uint8)
+    model = LesionMasks(model_labels, model_prob, "model:x")
+    density = LesionMasks(density_labels, density_labels.astype(np.float32), "density")
+    fused = fuse_density(model, density, 0.2)
+    # voxel 1: density GGO, model 0.3 >= 0.2 -> added; voxel 2: model 0.1 < 0.2 -> not;
+    # voxel 3: density says nothing; voxels 0 and 4: the model's own labels stay
+    assert fused.tolist() == [[[1, 1, 0, 0, 2]]]
+    assert fuse_density(model, density, 0.05).tolist() == [[[1, 1, 1, 0, 2]]]

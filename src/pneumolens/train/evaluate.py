@@ -34,6 +34,7 @@ import argparse
 import csv
 import json
 import logging
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from pneumolens import models
 from pneumolens.config import Config
 from pneumolens.io.scan import scan_from_array
 from pneumolens.lesions.model import segment_lesions_model, segment_slice_images
+from pneumolens.masks import LesionMasks
 from pneumolens.models import preprocess as pp
 from pneumolens.pipeline import analyze
 from pneumolens.train import data as D
@@ -249,10 +251,23 @@ def _inserted_backgrounds(root: Path, scan) -> list[tuple[str, np.ndarray, tuple
     return [("covid_ct_md_P002 (right lung)", scan.volume, tuple(scan.spacing), "right"), *_normal_volumes(root)]
 
 
+def fuse_density(model: LesionMasks, density: LesionMasks, floor: float) -> np.ndarray:
+    """Model lesion labels plus density-method lesion voxels where the model's probability is at
+    least ``floor`` (those get the density method's GGO/consolidation label)."""
+    extra = (model.labels == 0) & (density.labels > 0) & (model.probability >= floor)
+    return np.where(extra, density.labels, model.labels).astype(np.uint8)
+
+
 def evaluate_inserted_3d(
-    model: models.Model, root: Path, *, scan=None, cases: int = 8, seed: int = 0, tta: bool = True
+    model: models.Model, root: Path, *, scan=None, cases: int = 8, seed: int = 0, tta: bool = True,
+    fusion_floors: Sequence[float] = (),
 ) -> dict:
-    """3D Dice of 3D-inserted lesions in real HU volumes, model vs density (patterns in turn), mean per case."""
+    """3D Dice of 3D-inserted lesions in real HU volumes, model vs density (patterns in turn), mean per case.
+
+    ``fusion_floors`` adds, per floor ``f``, a run ``fused_<f>``: the model's lesions plus the
+    density method's where the model's probability is at least ``f`` (density-method fusion for
+    diffuse ground glass, which the model only partly calls lesion), GGO where only density says so.
+    """
     from pneumolens.anatomy import segment_lungs
     from pneumolens.train.insertion import PATTERNS, insert_lesions_3d
 
@@ -286,8 +301,11 @@ def evaluate_inserted_3d(
                     ((ins.labels > 0) & runs["density"].lungs.union).sum() / max(1, (ins.labels > 0).sum())
                 ),
             }
-            for key, analysis in runs.items():
-                pred = analysis.lesions.labels * region
+            preds = {key: analysis.lesions.labels for key, analysis in runs.items()}
+            for floor in fusion_floors:
+                preds[f"fused_{floor:g}"] = fuse_density(runs["model"].lesions, runs["density"].lesions, floor)
+            for key, labels in preds.items():
+                pred = labels * region
                 row[key] = {
                     "dice": dice(pred > 0, ins.labels > 0, both_empty="nan"),
                     "dice_ggo": dice(pred == 1, ins.labels == 1, both_empty="nan"),
@@ -298,7 +316,7 @@ def evaluate_inserted_3d(
             logger.info("inserted 3D %s %s: %s", name, ins.pattern, row)
     summary = {
         run: {key: float(np.nanmean([r[run][key] for r in rows])) for key in ("dice", "dice_ggo", "dice_consolidation")}
-        for run in ("model", "density", "model_clean_lungs")
+        for run in ("model", "density", "model_clean_lungs", *(f"fused_{f:g}" for f in fusion_floors))
     }
     summary["truth_inside_lungs"] = float(np.mean([r["truth_inside_lungs"] for r in rows]))
     return {"cases": rows, "mean": summary, "seed": seed}
