@@ -22,6 +22,45 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Where the floor is chosen, and where it is then read (volume names of the inserted cases).
+GROUPS = (("choose: P002 right lung", ("covid_ct_md_P002 (right lung)",)),
+          ("read: lung1 + lung2", ("chest_ct_volumes/lung1", "chest_ct_volumes/lung2")))
+
+
+def group_means(cases: list[dict], runs: list[str]) -> dict[str, dict[str, float]]:
+    """Mean 3D Dice per run over the cases of each group of :data:`GROUPS`."""
+    out = {}
+    for group, names in GROUPS:
+        rows = [r for r in cases if r["volume"] in names]
+        if not rows:
+            raise ValueError(f"no inserted cases for {group}: volumes are {sorted({r['volume'] for r in cases})}")
+        out[group] = {run: float(np.nanmean([r[run]["dice"] for r in rows])) for run in runs}
+        out[group]["cases"] = len(rows)
+    return out
+
+
+def p002_agreement(model, root: Path, floors: list[float], *, min_ml: float = 0.05) -> dict:
+    """Real data: P002's lesion mL and per-slice agreement with the radiologists' slice labels
+    (a slice is called infected above ``min_ml``), model alone and fused at each floor."""
+    from pneumolens.config import Config
+    from pneumolens.pipeline import analyze
+    from pneumolens.train import evaluate as E
+
+    scan = E.load_p002(root)
+    m = analyze(scan, Config(lesion_weights=model.path))
+    d = analyze(scan, Config(method="density"))
+    truth = E.p002_slice_labels(root, scan).astype(bool)
+    ml = float(np.prod(scan.spacing)) / 1000.0
+    out = {}
+    for name, labels in [("model", m.lesions.labels), *((f"fused_{f:g}", E.fuse_density(m.lesions, d.lesions, f)) for f in floors)]:
+        called = (labels > 0).sum(axis=(1, 2)) * ml > min_ml
+        out[name] = {"lesion_ml": float((labels > 0).sum() * ml),
+                     "sensitivity": float(called[truth].mean()), "specificity": float((~called[~truth]).mean()),
+                     "label0_slices_with_lesion": int(called[~truth].sum())}
+        print("P002", name, {k: round(v, 3) for k, v in out[name].items()})
+    return out
+
+
 def main() -> None:
     from pneumolens import models
     from pneumolens.config import Config
@@ -39,12 +78,9 @@ def main() -> None:
     model = models.load(models.LESION_MODEL)
     inserted = E.evaluate_inserted_3d(model, args.data, fusion_floors=args.floors)
     runs = ["model", "density", *(f"fused_{f:g}" for f in args.floors)]
-    table = {}
-    for group, names in (("choose: P002 right lung", {"covid_ct_md_P002"}), ("read: lung1 + lung2", {"lung1", "lung2"})):
-        rows = [r for r in inserted["cases"] if r["volume"] in names]
-        table[group] = {run: float(np.nanmean([r[run]["dice"] for r in rows])) for run in runs}
-        table[group]["cases"] = len(rows)
-        print(group, {k: round(v, 3) for k, v in table[group].items()})
+    table = group_means(inserted["cases"], runs)
+    for group, means in table.items():
+        print(group, {k: round(v, 3) for k, v in means.items()})
     normal = {}
     for name in ("lung1", "lung2"):
         scan = load_scan(args.data / "chest_ct_volumes" / f"{name}_image.nrrd")
@@ -55,12 +91,13 @@ def main() -> None:
         for f in args.floors:
             normal[name][f"fused_{f:g}"] = float((E.fuse_density(m.lesions, d.lesions, f) > 0).sum() * ml)
         print(name, "false-positive mL", {k: round(v, 1) for k, v in normal[name].items()})
+    p002 = p002_agreement(model, args.data, args.floors)
     patterns = {}
     for r in inserted["cases"]:
         patterns.setdefault(f"{r['volume']} {r['pattern']}", []).append(r)
     by_pattern = {k: {run: float(np.nanmean([r[run]["dice"] for r in v])) for run in runs} for k, v in patterns.items()}
     if args.json:
-        args.json.write_text(json.dumps({"groups": table, "normal_lungs_ml": normal, "by_pattern": by_pattern,
+        args.json.write_text(json.dumps({"groups": table, "normal_lungs_ml": normal, "p002": p002, "by_pattern": by_pattern,
                                          "inserted": inserted}, indent=1) + "\n")
 
 

@@ -156,7 +156,7 @@ def evaluate_training_and_validation(model: models.Model, root: Path, *, train_s
     }
 
 
-def _slice_labels(root: Path, scan) -> np.ndarray:
+def p002_slice_labels(root: Path, scan) -> np.ndarray:
     """Per canonical z index: 1 infected, 0 not (matched on the slice position in mm)."""
     with (root / "covid_ct_md_P002" / "labels.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -187,7 +187,7 @@ def evaluate_p002(model: models.Model, root: Path, *, scan=None, tta: bool = Tru
     from pneumolens.validate.roc import mann_whitney_auc
 
     scan = scan if scan is not None else load_p002(root)
-    truth = _slice_labels(root, scan)
+    truth = p002_slice_labels(root, scan)
     analysis = analyze(scan, _config(model, tta=tta))
     les, lungs = analysis.lesions, analysis.lungs
     raw = segment_lesions_model(scan.volume, scan.spacing, lungs, weights=model, restrict_to_lungs=False)
