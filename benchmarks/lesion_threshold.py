@@ -27,15 +27,11 @@ REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
-def _pooled_dice(probs: list[np.ndarray], truths: list[np.ndarray], t: float) -> tuple[float, float, float]:
-    """Pooled Dice, precision and recall of ``probability >= t`` against the masks."""
-    tp = fp = fn = 0
-    for p, g in zip(probs, truths):
-        pred = p >= t
-        tp += int(np.count_nonzero(pred & g))
-        fp += int(np.count_nonzero(pred & ~g))
-        fn += int(np.count_nonzero(~pred & g))
-    return 2 * tp / max(1, 2 * tp + fp + fn), tp / max(1, tp + fp), tp / max(1, tp + fn)
+def _scores(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[float, float, float]:
+    """Pooled Dice, precision and recall (``pneumolens.train.evaluate``'s definitions)."""
+    from pneumolens.train.evaluate import pooled_dice, precision_recall
+
+    return (pooled_dice(preds, truths), *precision_recall(preds, truths))
 
 
 def main() -> None:
@@ -68,8 +64,8 @@ def main() -> None:
     med_probs = probabilities(images, [pp.full_box(im.shape) for im in images])
     rows = []
     for t in THRESHOLDS:
-        z = _pooled_dice(zen_probs, [s.infection for s in zen], t)
-        m = _pooled_dice(med_probs, med_truth, t)
+        z = _scores([p >= t for p in zen_probs], [s.infection for s in zen])
+        m = _scores([p >= t for p in med_probs], med_truth)
         rows.append({"threshold": t, "zenodo_validation": dict(zip(("dice", "precision", "recall"), z)),
                      "medseg_validation": dict(zip(("dice", "precision", "recall"), m))})
         print(f"| {t:.2f} | {z[0]:.3f} ({z[1]:.2f} / {z[2]:.2f}) | {m[0]:.3f} ({m[1]:.2f} / {m[2]:.2f}) |")

@@ -33,17 +33,11 @@ def old_box(image01: np.ndarray):
     return pp.square_box(rough, margin=pp.BOX_MARGIN) if rough.mean() >= 0.05 else pp.full_box(image01.shape)
 
 
-def _counts(labels: list[np.ndarray], truths: list[np.ndarray], cls: int | None) -> np.ndarray:
-    """Per image: true positives, predicted and true pixels (of lesion, or of class ``cls``)."""
-    rows = []
-    for p, g in zip(labels, truths):
-        p, g = (p > 0, g > 0) if cls is None else (p == cls, g == cls)
-        rows.append((int((p & g).sum()), int(p.sum()), int(g.sum())))
-    return np.array(rows)
-
-
-def _pooled(counts: np.ndarray) -> float:
-    return float(2 * counts[:, 0].sum() / max(1, counts[:, 1].sum() + counts[:, 2].sum()))
+def _masks(labels: list[np.ndarray], truths: list[np.ndarray], cls: int | None) -> tuple[list, list]:
+    """Predicted and true masks of lesion (``cls`` None) or of class ``cls``."""
+    if cls is None:
+        return [p > 0 for p in labels], [g > 0 for g in truths]
+    return [p == cls for p in labels], [g == cls for g in truths]
 
 
 def main() -> None:
@@ -52,7 +46,8 @@ def main() -> None:
     from pneumolens.models.preprocess import full_box
     from pneumolens.train import data as D
     from pneumolens.train import evaluate as E
-    from pneumolens.validate.segmentation import dice_bootstrap, dice_difference_bootstrap
+    from pneumolens.train.evaluate import dice_with_ci, pooled_dice
+    from pneumolens.validate.segmentation import dice_difference_bootstrap
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", choices=("validation", "test"), required=True)
@@ -77,12 +72,14 @@ def main() -> None:
     for rule, box in (("before", old_box), ("edge rule", slice_box)):
         med = [r.labels for r in segment_slice_images(images, weights=model, boxes=[box(im) for im in images])]
         zl = [r.labels for r in segment_slice_images([s.image for s in zen], weights=model, boxes=[box(s.image) for s in zen])]
-        counts[rule] = {"medseg_binary": _counts(med, truths, None), "medseg_ggo": _counts(med, truths, 1),
-                        "medseg_consolidation": _counts(med, truths, 2),
-                        "zenodo_binary": _counts(zl, [s.infection for s in zen], None)}
-        result[rule] = {k: _pooled(c) for k, c in counts[rule].items()}
-        for k, c in counts[rule].items():
-            result[rule][k + "_ci95"] = list(dice_bootstrap(c).pooled_ci)
+        pairs = {"medseg_binary": _masks(med, truths, None), "medseg_ggo": _masks(med, truths, 1),
+                 "medseg_consolidation": _masks(med, truths, 2),
+                 "zenodo_binary": _masks(zl, [s.infection for s in zen], None)}
+        result[rule], counts[rule] = {}, {}
+        for k, (preds, gts) in pairs.items():
+            scored = dice_with_ci(preds, gts)
+            result[rule][k], result[rule][k + "_ci95"] = pooled_dice(preds, gts), scored["pooled_ci95"]
+            counts[rule][k] = np.array(scored["per_slice_counts"])
         result[rule]["medseg_boxed"] = int(sum(box(im) != full_box(im.shape) for im in images))
         print(rule, {k: (round(v, 3) if isinstance(v, float) else v) for k, v in result[rule].items() if "ci95" not in k})
     result["difference"] = {}

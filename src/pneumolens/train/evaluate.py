@@ -58,26 +58,28 @@ def _per_slice_mean(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _pixel_counts(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[int, int, int]:
+def pixel_counts(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[int, int, int]:
     """Pooled (true positives, predicted, true) pixel counts."""
     tp = sum(int(np.logical_and(p, t).sum()) for p, t in zip(preds, truths))
     return tp, sum(int(p.sum()) for p in preds), sum(int(t.sum()) for t in truths)
 
 
-def _pooled(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
-    tp, n_pred, n_true = _pixel_counts(preds, truths)
+def pooled_dice(preds: list[np.ndarray], truths: list[np.ndarray]) -> float:
+    """Dice of all pixels of all images together (NaN when both are empty everywhere)."""
+    tp, n_pred, n_true = pixel_counts(preds, truths)
     return float("nan") if n_pred + n_true == 0 else 2.0 * tp / (n_pred + n_true)
 
 
-def _precision_recall(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[float, float]:
-    tp, n_pred, n_true = _pixel_counts(preds, truths)
+def precision_recall(preds: list[np.ndarray], truths: list[np.ndarray]) -> tuple[float, float]:
+    """Pooled precision and recall of the predicted masks."""
+    tp, n_pred, n_true = pixel_counts(preds, truths)
     return tp / max(1, n_pred), tp / max(1, n_true)
 
 
-def _with_ci(preds: list[np.ndarray], truths: list[np.ndarray], *, seed: int = 0) -> dict:
+def dice_with_ci(preds: list[np.ndarray], truths: list[np.ndarray], *, seed: int = 0) -> dict:
     """Per-slice pixel counts (for paired comparisons) and bootstrap CIs of the pooled and
     per-slice Dice (:func:`pneumolens.validate.segmentation.dice_bootstrap`, slices resampled)."""
-    counts = [_pixel_counts([p], [t]) for p, t in zip(preds, truths)]
+    counts = [pixel_counts([p], [t]) for p, t in zip(preds, truths)]
     b = dice_bootstrap(np.array(counts).reshape(-1, 3), seed=seed)
     return {"pooled_ci95": list(b.pooled_ci), "mean_per_slice_ci95": list(b.mean_ci), "per_slice_counts": counts}
 
@@ -93,7 +95,7 @@ def evaluate_zenodo(
     """Binary Dice on the held-out Zenodo block at 256x256 (every ``step``-th slice), or on the
     slices ``indices`` (a validation block, training slices).
 
-    Also precision / recall, bootstrap CIs (:func:`_with_ci`), and Dice apart for slices with
+    Also precision / recall, bootstrap CIs (:func:`dice_with_ci`), and Dice apart for slices with
     focal and with extensive disease (lesion over at least :data:`EXTENSIVE` of the slice's lungs).
     """
     idx = list(indices) if indices is not None else D.zenodo_indices(root, holdout=True, step=step)
@@ -103,21 +105,21 @@ def evaluate_zenodo(
     res = segment_slice_images([s.image for s in slices], weights=model, boxes=[s.box for s in slices], threshold=threshold,
                                flip_tta=tta)
     preds = [r.labels > 0 for r in res]
-    precision, recall = _precision_recall(preds, truths)
+    precision, recall = precision_recall(preds, truths)
     out = {
         "slices": len(idx),
         "first_last": [idx[0], idx[-1]],
-        "dice_binary_pooled": _pooled(preds, truths),
+        "dice_binary_pooled": pooled_dice(preds, truths),
         "dice_binary_mean_per_slice": _per_slice_mean(preds, truths),
         "precision": precision,
         "recall": recall,
-        **_with_ci(preds, truths),
+        **dice_with_ci(preds, truths),
     }
     for key, sel in (("focal", [e < EXTENSIVE for e in extents]), ("extensive", [e >= EXTENSIVE for e in extents])):
         p = [x for x, keep in zip(preds, sel) if keep]
         t = [x for x, keep in zip(truths, sel) if keep]
         out[f"{key}_slices"] = len(p)
-        out[f"dice_binary_pooled_{key}"] = _pooled(p, t)
+        out[f"dice_binary_pooled_{key}"] = pooled_dice(p, t)
     return out
 
 
@@ -132,9 +134,9 @@ def evaluate_medseg(model: models.Model, root: Path, *, stems: list[str] | None 
     for name, cls in (("binary", None), ("ggo", 1), ("consolidation", 2)):
         preds = [(r.labels > 0) if cls is None else (r.labels == cls) for r in res]
         gts = [(t > 0) if cls is None else (t == cls) for t in truths]
-        out[f"dice_{name}_pooled"] = _pooled(preds, gts)
+        out[f"dice_{name}_pooled"] = pooled_dice(preds, gts)
         out[f"dice_{name}_mean_per_slice"] = _per_slice_mean(preds, gts)
-        out[name] = _with_ci(preds, gts)
+        out[name] = dice_with_ci(preds, gts)
     return out
 
 

@@ -25,11 +25,9 @@ def _module_key(node_name: str, prefix: str) -> str:
     Scope names repeat a container's attribute before its indexed child (``submodule``,
     ``submodule.0``); the indexed child alone is the state-dict path.
     """
-    parts = [p for p in node_name.strip("/").split("/")[:-1]]
+    parts = node_name.strip("/").split("/")[:-1]
     if parts and parts[0] == prefix:
         parts = parts[1:]
-    if parts and parts[0] == "model" and len(parts) > 1 and parts[1].startswith("model."):
-        parts = parts[1:]  # the wrapper's attribute `model` before `model.0`
     kept = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
     return ".".join(kept)
 
