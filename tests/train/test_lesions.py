@@ -186,3 +186,32 @@ def test_shipped_recipes_load(path: Path) -> None:
     assert cfg.train.schedule in ("onecycle", "cosine_restarts")
     if cfg.data.zenodo_val:  # a validation block inside the training block, never the test block
         assert 0 <= cfg.data.zenodo_val[0] < cfg.data.zenodo_val[1] <= ZENODO_HOLDOUT_START
+    if cfg.data.zenodo_extra:  # trained-on parts of the held-out block lie inside it
+        assert ZENODO_HOLDOUT_START <= cfg.data.zenodo_extra[0] < cfg.data.zenodo_extra[1]
+
+
+@pytest.mark.parametrize(
+    ("zenodo_extra", "medseg_extra"), [((1258, 1442), (47, 54)), ((1258, 1614), (47, 68))], ids=["half", "all"]
+)
+def test_training_on_part_of_the_held_out_blocks(shared_data: Path, zenodo_extra: tuple, medseg_extra: tuple) -> None:
+    """Cross-fitting: the chosen part of the held-out blocks is trained on, the rest validates."""
+    from pneumolens.train.lesions import build_sets
+
+    cfg = load_config(SMOKE)
+    data = dataclasses.replace(
+        cfg.data, root=str(shared_data), zenodo=True, medseg=True, hu_volumes=False, phantoms=0, zenodo_limit=5,
+        zenodo_val=(), medseg_val=(), zenodo_val_step=1, zenodo_extra=zenodo_extra, medseg_extra=medseg_extra,
+    )
+    train_set, val_set, _ = build_sets(dataclasses.replace(cfg, data=data))
+    zenodo = sorted(int(n.split("/")[1][:4]) for n in train_set.names if n.startswith("zenodo/"))
+    medseg = sorted(int(n.split("/")[1]) for n in train_set.names if n.startswith("medseg/"))
+    held_zenodo = [int(n.split("/")[1][:4]) for n in val_set.names if n.startswith("zenodo/")]
+    held_medseg = [int(n.split("/")[1]) for n in val_set.names if n.startswith("medseg/")]
+    assert zenodo[:5] == list(range(5)) and zenodo[5:] == list(range(*zenodo_extra))
+    assert [m for m in medseg if m >= 47] == [m for m in (47, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 67) if m < medseg_extra[1]]
+    assert not set(held_zenodo) & set(zenodo) and not set(held_medseg) & set(medseg)
+    if zenodo_extra[1] < 1614:
+        assert held_zenodo[:1] == [zenodo_extra[1]] and held_medseg == [54, 55, 56, 57, 58, 67][: len(held_medseg)]
+        assert len(held_medseg) == 6
+    else:
+        assert len(val_set) == 0

@@ -34,6 +34,12 @@ class DataConfig:
     #: MedSeg validation files ``[from, to)`` (file numbers) inside the training files; empty:
     #: validate on the held-out files (stages 1-7).
     medseg_val: tuple[int, ...] = ()
+    #: Parts of the held-out blocks to train on, ``[start, stop)`` slice numbers / file numbers:
+    #: cross-fitting (train on one half of the held-out patients, score the other half) and a
+    #: final model on all the data. The rest of the held-out block stays out of training and is
+    #: what validates when ``zenodo_val`` / ``medseg_val`` is empty.
+    zenodo_extra: tuple[int, ...] = ()
+    medseg_extra: tuple[int, ...] = ()
     hu_volumes: bool = True
     phantoms: int = 0
     hu_variants: int = 3

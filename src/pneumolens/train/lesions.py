@@ -76,24 +76,29 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
     train_parts, val_parts, summary = [], [], {}
     if d.zenodo:
         tr = D.zenodo_indices(root, holdout=False, limit=d.zenodo_limit or None)
+        held_out = D.zenodo_indices(root, holdout=True)
+        extra, held_out = _held_out_part(held_out, d.zenodo_extra)
         if d.zenodo_val:  # a block of whole patients inside the training block; the test block stays unseen
             tr, va = D.split_block(D.zenodo_indices(root, holdout=False), d.zenodo_val)
             tr, va = tr[: d.zenodo_limit or None], va[:: d.zenodo_val_step]
         else:
-            va = D.zenodo_indices(root, holdout=True, limit=d.zenodo_limit or None, step=d.zenodo_val_step)
-        if not tr or not va:
+            va = held_out[:: d.zenodo_val_step][: d.zenodo_limit or None]
+        tr = tr + extra
+        if not tr or not (va or extra):
             raise InputError("no Zenodo slices for training and validation", where=root / "covid_seg_2d_zenodo",
                              todo="check the folder (ct/, lungs/, covid/ PNGs) or set zenodo = false")
         train_parts.append(D.load_zenodo(root, tr, size))
         val_parts.append(D.load_zenodo(root, va, size))
-        summary["covid_seg_2d_zenodo"] = {"train": [tr[0], tr[-1], len(tr)], "val": [va[0], va[-1], len(va)]}
+        summary["covid_seg_2d_zenodo"] = {"train": _span(tr), "val": _span(va), "held_out_trained": _span(extra)}
     if d.medseg:
         tr = D.medseg_names(root, holdout=False, limit=d.medseg_limit or None)
+        extra, held_out = _held_out_part([int(s) for s in D.medseg_names(root, holdout=True)], d.medseg_extra)
         if d.medseg_val:
             rest, inside = D.split_block([int(s) for s in D.medseg_names(root, holdout=False)], d.medseg_val)
             tr, va = [str(s) for s in rest][: d.medseg_limit or None], [str(s) for s in inside]
         else:
-            va = D.medseg_names(root, holdout=True, limit=d.medseg_limit or None)
+            va = [str(s) for s in held_out][: d.medseg_limit or None]
+        tr = tr + [str(s) for s in extra]
         train_parts.append(D.load_medseg(root, tr, size))
         val_parts.append(D.load_medseg(root, va, size))
         summary["covid_seg_2d_medseg"] = {"train": tr, "val": va}
@@ -121,6 +126,19 @@ def build_sets(cfg: RecipeConfig) -> tuple[D.SampleSet, D.SampleSet, dict]:
     if len(train) == 0:
         raise ValueError("the training recipe selects no samples: enable a data source")
     return train, val, summary
+
+
+def _span(items: list[int]) -> list[int]:
+    """First, last and number of slice numbers (empty list for none), for the run's summary."""
+    return [items[0], items[-1], len(items)] if items else []
+
+
+def _held_out_part(held_out: list[int], block: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """The held-out items inside ``block`` (trained on) and the rest (still held out)."""
+    if not block:
+        return [], held_out
+    rest, inside = D.split_block(held_out, block)
+    return inside, rest
 
 
 def phantom_volumes(n: int, *, seed: int) -> list[tuple[str, np.ndarray, float]]:
