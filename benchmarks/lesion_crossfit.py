@@ -55,7 +55,10 @@ def pooled(counts: np.ndarray) -> float:
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
     """Pooled Dice of both, the paired difference a - b and its bootstrap CI."""
-    from pneumolens.validate.segmentation import dice_bootstrap, dice_difference_bootstrap
+    from pneumolens.validate.segmentation import (
+        dice_bootstrap,
+        dice_difference_bootstrap,
+    )
 
     d = dice_difference_bootstrap(a, b)
     return {"slices": len(a), "candidate": pooled(a), "candidate_ci95": list(dice_bootstrap(a).pooled_ci),
