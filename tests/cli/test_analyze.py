@@ -90,6 +90,7 @@ def test_refuses_non_empty_out(phantom_file, tmp_path, capsys):
     [
         (["--method", "density", "--weights", "{weights}"], "uses no weights"),
         (["--weights", "{missing}"], "weights file does not exist"),
+        (["--weights", "lesion_unet2d_nope"], "or a shipped name (lesion_unet2d, lesion_unet2d_allpatients"),
     ],
 )
 def test_weights_flag_errors(phantom_file, tmp_path, capsys, extra, message):

@@ -75,3 +75,19 @@ def test_unreadable_image_leaves_no_output(tmp_path: Path, capsys) -> None:
     assert main(["segment-slices", str(images), "--out", str(out)]) == 2
     assert "cannot read image" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".segment-slices-*"))
+
+
+def test_weights_by_shipped_name_are_used_and_recorded(slices_dir: Path, tmp_path: Path) -> None:
+    """``--weights NAME`` runs another shipped lesion model; lesions.csv says which model made it."""
+    from pneumolens import models
+
+    rows = {}
+    for weights in ([], ["--weights", "lesion_unet2d_allpatients"]):
+        out = tmp_path / f"out{len(weights)}"
+        assert main(["segment-slices", str(slices_dir), "--out", str(out), *weights]) == 0
+        with (out / "lesions.csv").open() as f:
+            rows[len(weights)] = list(csv.DictReader(f))
+    default = models.load(models.LESION_MODEL).meta["version"]
+    assert {r["model"] for r in rows[0]} == {f"lesion_unet2d {default}"}
+    assert {r["model"] for r in rows[2]} == {"lesion_unet2d_allpatients 0.3.0"}
+    assert [r["max_probability"] for r in rows[0]] != [r["max_probability"] for r in rows[2]]

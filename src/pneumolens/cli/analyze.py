@@ -65,8 +65,11 @@ def _method(args: argparse.Namespace) -> str:
         if args.method == "density":
             raise InputError("--weights was given with --method density, which uses no weights",
                              todo="drop --weights, or use --method model")
-        if not args.weights.is_file():
-            raise InputError(f"the weights file does not exist: {args.weights}", todo="pass the path of an .onnx file")
+        from pneumolens import models
+
+        if not args.weights.is_file() and str(args.weights) not in models.available():
+            raise InputError(f"the weights file does not exist: {args.weights}",
+                             todo=f"pass the path of an .onnx file or a shipped name ({', '.join(models.available())})")
         return "model"
     return args.method or DEFAULT_METHOD
 

@@ -21,10 +21,11 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """``--weights FILE`` (other ONNX weights with their sidecar), ``--threads N`` and ``--no-tta``."""
+    """``--weights FILE|NAME`` (other ONNX weights with their sidecar), ``--threads N`` and ``--no-tta``."""
     parser.add_argument(
-        "--weights", type=Path, default=None, metavar="FILE",
-        help="other ONNX lesion weights, with their .json sidecar beside them",
+        "--weights", type=Path, default=None, metavar="FILE|NAME",
+        help="other lesion weights: an ONNX file with its .json sidecar beside it, or a shipped model's name "
+        "(e.g. lesion_unet2d_allpatients; docs/models/lesion_unet2d.md)",
     )
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="threads for model inference (0: all cores)")

@@ -2,8 +2,8 @@
 
 For researchers with slice data sets (PNG/JPG axial slices in a lung window): writes one mask
 PNG per image (0 background, 1 ground-glass, 2 consolidation; same file stem, ``.png``) and
-``lesions.csv`` with the lesion area per image in pixels (total, GGO, consolidation), through the
-one output writer (:func:`pneumolens.export.writer.output_dir`).
+``lesions.csv`` with the lesion area per image in pixels (total, GGO, consolidation), the crop
+used and the model (name and version, for comparing weights), through the one output writer (:func:`pneumolens.export.writer.output_dir`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from pneumolens.cli.options import add_model_options, add_output_options, tell
 
 CSV_NAME = "lesions.csv"
-CSV_FIELDS = ("image", "mask", "lesion_px", "ggo_px", "consolidation_px", "lesion_fraction", "max_probability", "crop")
+CSV_FIELDS = ("image", "mask", "lesion_px", "ggo_px", "consolidation_px", "lesion_fraction", "max_probability", "crop", "model")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                         "lesion_fraction": f"{(n_ggo + n_cons) / res.labels.size:.6f}",
                         "max_probability": f"{float(res.probability.max()):.4f}",
                         "crop": "whole" if box == full_box(im.shape) else "lungs",
+                        "model": f"{model.name} {model.meta.get('version', '')}".strip(),
                     }
                 )
         with (tmp / CSV_NAME).open("w", newline="") as f:
