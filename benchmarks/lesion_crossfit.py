@@ -7,11 +7,13 @@ trains on the first half of the held-out blocks and is scored on the second half
 other way round; each held-out slice is scored once, by the model that never saw it, and
 against the shipped model (stage 6) on the same slices (pooled Dice, paired bootstrap over
 slices). ``lesions_crossfit_all.toml`` trains the same recipe on everything: the model to ship
-if the cross-fitted numbers beat stage 6.
+if the cross-fitted numbers beat stage 6. ``--control`` (``configs/lesions_crossfit_control.toml``:
+the same recipe with no held-out slices added) scores both halves too, and the folds against it:
+what more patients add beyond more training.
 
 Usage::
 
-    python benchmarks/lesion_crossfit.py --fold-a A.onnx --fold-b B.onnx [--json OUT]
+    python benchmarks/lesion_crossfit.py --fold-a A.onnx --fold-b B.onnx [--control C.onnx] [--json OUT]
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def pooled(counts: np.ndarray) -> float:
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
-    """Pooled Dice of both, the paired difference a - b and its bootstrap CI."""
+    """Pooled Dice of a candidate and a reference (stage 6 or the control), the paired difference
+    a - b and its bootstrap CI."""
     from pneumolens.validate.segmentation import (
         dice_bootstrap,
         dice_difference_bootstrap,
@@ -62,7 +65,7 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
 
     d = dice_difference_bootstrap(a, b)
     return {"slices": len(a), "candidate": pooled(a), "candidate_ci95": list(dice_bootstrap(a).pooled_ci),
-            "shipped": pooled(b), "shipped_ci95": list(dice_bootstrap(b).pooled_ci),
+            "reference": pooled(b), "reference_ci95": list(dice_bootstrap(b).pooled_ci),
             "difference": d["difference"], "difference_ci95": list(d["ci"]), "share_better": d["share_a_better"]}
 
 
@@ -73,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fold-a", type=Path, required=True, help="ONNX of configs/lesions_crossfit_a.toml")
     parser.add_argument("--fold-b", type=Path, required=True, help="ONNX of configs/lesions_crossfit_b.toml")
+    parser.add_argument("--control", type=Path, default=None, help="ONNX of configs/lesions_crossfit_control.toml")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -90,9 +94,18 @@ def main() -> None:
             cand[k].append(c[k])
             base[k].append(b[k])
     result["cross_fitted"] = {k: compare(np.concatenate(cand[k]), np.concatenate(base[k])) for k in MEASURES}
-    for key in [k for k in result if k.startswith("half_")] + ["cross_fitted"]:
+    tables = [k for k in result if k.startswith("half_")] + ["cross_fitted"]
+    if args.control:
+        control = models.load(args.control, threads=1)
+        result["control"] = control.meta["sha256"]
+        ctrl = [half_counts(control, args.data, half) for half in SCORED_BY]
+        joined = {k: np.concatenate([c[k] for c in ctrl]) for k in MEASURES}
+        result["control_vs_shipped"] = {k: compare(joined[k], np.concatenate(base[k])) for k in MEASURES}
+        result["cross_fitted_vs_control"] = {k: compare(np.concatenate(cand[k]), joined[k]) for k in MEASURES}
+        tables += ["control_vs_shipped", "cross_fitted_vs_control"]
+    for key in tables:
         for k, r in result[key].items():
-            print(f"{key:18s} {k:22s} n={r['slices']:3d} candidate {r['candidate']:.3f} shipped {r['shipped']:.3f} "
+            print(f"{key:18s} {k:22s} n={r['slices']:3d} candidate {r['candidate']:.3f} reference {r['reference']:.3f} "
                   f"diff {r['difference']:+.3f} [{r['difference_ci95'][0]:+.3f}, {r['difference_ci95'][1]:+.3f}]")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
