@@ -50,11 +50,6 @@ def half_counts(model, root: Path, half: str) -> dict[str, np.ndarray]:
     }
 
 
-def pooled(counts: np.ndarray) -> float:
-    tp, n_pred, n_true = counts.sum(axis=0)
-    return float(2 * tp / (n_pred + n_true)) if n_pred + n_true else float("nan")
-
-
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
     """Pooled Dice of a candidate and a reference (stage 6 or the control), the paired difference
     a - b and its bootstrap CI."""
@@ -63,9 +58,9 @@ def compare(a: np.ndarray, b: np.ndarray) -> dict:
         dice_difference_bootstrap,
     )
 
-    d = dice_difference_bootstrap(a, b)
-    return {"slices": len(a), "candidate": pooled(a), "candidate_ci95": list(dice_bootstrap(a).pooled_ci),
-            "reference": pooled(b), "reference_ci95": list(dice_bootstrap(b).pooled_ci),
+    d, ca, cb = dice_difference_bootstrap(a, b), dice_bootstrap(a), dice_bootstrap(b)
+    return {"slices": len(a), "candidate": ca.pooled, "candidate_ci95": list(ca.pooled_ci),
+            "reference": cb.pooled, "reference_ci95": list(cb.pooled_ci),
             "difference": d["difference"], "difference_ci95": list(d["ci"]), "share_better": d["share_a_better"]}
 
 

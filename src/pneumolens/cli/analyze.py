@@ -67,9 +67,10 @@ def _method(args: argparse.Namespace) -> str:
                              todo="drop --weights, or use --method model")
         from pneumolens import models
 
-        if not args.weights.is_file() and str(args.weights) not in models.available():
+        shipped = models.available()
+        if not args.weights.is_file() and str(args.weights) not in shipped:
             raise InputError(f"the weights file does not exist: {args.weights}",
-                             todo=f"pass the path of an .onnx file or a shipped name ({', '.join(models.available())})")
+                             todo=f"pass the path of an .onnx file or a shipped name ({', '.join(shipped)})")
         return "model"
     return args.method or DEFAULT_METHOD
 

@@ -3,7 +3,8 @@
 For researchers with slice data sets (PNG/JPG axial slices in a lung window): writes one mask
 PNG per image (0 background, 1 ground-glass, 2 consolidation; same file stem, ``.png``) and
 ``lesions.csv`` with the lesion area per image in pixels (total, GGO, consolidation), the crop
-used and the model (name and version, for comparing weights), through the one output writer (:func:`pneumolens.export.writer.output_dir`).
+used and the model (name and version, for comparing weights), through the one output writer
+(:func:`pneumolens.export.writer.output_dir`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     files = list_images(args.images_dir)
     check_out_dir(args.out, overwrite=args.overwrite)
     model = models.load(args.weights or models.LESION_MODEL, threads=args.threads)
+    model_label = f"{model.name} {model.version}"  # the same on every row
     rows = []
     with output_dir(args.out, overwrite=args.overwrite) as tmp:
         chunk = 32  # bounded memory on large folders
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                         "lesion_fraction": f"{(n_ggo + n_cons) / res.labels.size:.6f}",
                         "max_probability": f"{float(res.probability.max()):.4f}",
                         "crop": "whole" if box == full_box(im.shape) else "lungs",
-                        "model": f"{model.name} {model.meta.get('version', '')}".strip(),
+                        "model": model_label,
                     }
                 )
         with (tmp / CSV_NAME).open("w", newline="") as f:

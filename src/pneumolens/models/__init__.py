@@ -98,6 +98,11 @@ class Model:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
 
     @property
+    def version(self) -> str:
+        """The sidecar's version ("unknown" when it has none)."""
+        return str(self.meta.get("version") or "unknown")
+
+    @property
     def input_size(self) -> int:
         return self.preprocessing.size
 
