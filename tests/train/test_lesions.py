@@ -89,6 +89,8 @@ def test_loss_lower_for_correct_prediction(kinds: list[int], target_value: int) 
         ('[data]\nweight_extensive = "x"\n', "weight_extensive = 'x' is not a float"),
         ("[train]\nepochs = 1.5\n", "epochs = 1.5 is not a int"),
         ("[data]\nzenodo = 1\n", "zenodo = 1 is not a bool"),
+        ("[data]\nzenodo_extra = [1442, 1258]\n", r"zenodo_extra = \[1442, 1258\] is not a block"),
+        ("[data]\nmedseg_val = [40]\n", r"medseg_val = \[40\] is not a block"),
     ],
 )
 def test_bad_config_is_input_error(tmp_path: Path, text: str, message: str) -> None:

@@ -177,4 +177,19 @@ def load_config(path: str | Path) -> RecipeConfig:
     if unknown:
         raise InputError(f"unknown sections {unknown}", where=path, todo=f"use only {sorted(sections)}")
     parts = {k: _section(cls, raw.get(k, {}), path, k) for k, cls in sections.items()}
+    _check_blocks(parts["data"], path)
     return RecipeConfig(**parts, base_dir=path.resolve().parent)
+
+
+#: ``[data]`` keys that hold a block ``[start, stop)`` of slice or file numbers (or nothing).
+BLOCK_KEYS = ("zenodo_val", "medseg_val", "zenodo_extra", "medseg_extra")
+
+
+def _check_blocks(data: DataConfig, where: Path) -> None:
+    """Each block key is empty or two integers ``[start, stop)`` with start < stop."""
+    for key in BLOCK_KEYS:
+        block = getattr(data, key)
+        ok = len(block) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in block) and block[0] < block[1]
+        if block and not ok:
+            raise InputError(f"[data] {key} = {list(block)} is not a block [start, stop) with start < stop", where=where,
+                             todo="give two integers, the first smaller, e.g. [1258, 1442]; or leave the key out")
